@@ -1,0 +1,208 @@
+"""One aggregation step: readings of many batches + channel state -> bucket deltas + new state.
+
+Pure: the aggregator service feeds it decoded batches and persists what it returns, atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from compute import kernels
+from compute.model import Quality, ReadingBatch
+
+NO_TS = int(kernels.NO_TS)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelSpec:
+    """What the step needs to know of a channel: counter or gauge, and where a counter wraps."""
+
+    is_counter: bool
+    wrap_modulus: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelState:
+    """Per-channel progress, stored with the effects it produced.
+
+    last_ts_ns is the newest reading handled (a replayed reading at or before it is a duplicate);
+    counter_ts_ns / counter_value are the newest good counter reading, the base of the next delta.
+    """
+
+    last_ts_ns: int = NO_TS
+    counter_ts_ns: int = NO_TS
+    counter_value: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Readings:
+    """Accepted readings, columnar; `channel` indexes `keys`."""
+
+    keys: tuple[str, ...]
+    channel: npt.NDArray[np.int32]
+    ts_ns: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    receive_ts_ns: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BucketDeltas:
+    """Additive contributions to base buckets, one row per (channel, bucket_start_ns).
+
+    sum is consumption for counters and the sum of good values for gauges; min, max and last
+    cover good samples (NaN when none). Merging adds n, n_good and sum, and keeps min, max and
+    the last value by last_ts_ns.
+    """
+
+    keys: tuple[str, ...]
+    channel: npt.NDArray[np.int32]
+    bucket_start_ns: npt.NDArray[np.int64]
+    n: npt.NDArray[np.int64]
+    n_good: npt.NDArray[np.int64]
+    sum: npt.NDArray[np.float64]
+    min: npt.NDArray[np.float64]
+    max: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    last_ts_ns: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepResult:
+    readings: Readings
+    buckets: BucketDeltas
+    state: dict[str, ChannelState]
+
+
+def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
+    pos = {k: i for i, k in enumerate(keys)}
+    parts = []
+    for b in batches:
+        lookup = np.array([pos[c] for c in b.channel_ids], dtype=np.int32)
+        parts.append((lookup[b.channel_index], b.ts_ns, b.value, b.quality, b.receive_ts_ns))
+    return Readings(
+        keys=keys,
+        channel=np.concatenate([p[0] for p in parts]).astype(np.int32),
+        ts_ns=np.concatenate([p[1] for p in parts]).astype(np.int64),
+        value=np.concatenate([p[2] for p in parts]).astype(np.float64),
+        quality=np.concatenate([p[3] for p in parts]).astype(np.uint8),
+        receive_ts_ns=np.concatenate(
+            [np.full(len(p[1]), p[4], dtype=np.int64) for p in parts]
+        ),
+    )
+
+
+def _accept(r: Readings, last_ts: npt.NDArray[np.int64]) -> Readings:
+    """Sort by (channel, ts) and drop replays: readings at or before the channel's last_ts_ns."""
+    order = np.lexsort((r.ts_ns, r.channel))
+    ch, ts = r.channel[order], r.ts_ns[order]
+    fresh = ts > last_ts[ch]
+    fresh[1:] &= (ch[1:] != ch[:-1]) | (ts[1:] != ts[:-1])
+    keep = order[fresh]
+    return Readings(
+        keys=r.keys,
+        channel=r.channel[keep],
+        ts_ns=r.ts_ns[keep],
+        value=r.value[keep],
+        quality=r.quality[keep],
+        receive_ts_ns=r.receive_ts_ns[keep],
+    )
+
+
+def _merge(keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]]) -> BucketDeltas:
+    ch, b, n, ng, s, mn, mx, last, last_ts = (np.concatenate(col) for col in zip(*parts, strict=True))
+    key = np.rec.fromarrays([ch, b], names="ch,b")
+    uniq, inv = np.unique(key, return_inverse=True)
+    m = len(uniq)
+    out_n = np.zeros(m, np.int64)
+    out_ng = np.zeros(m, np.int64)
+    out_sum = np.zeros(m)
+    out_min = np.full(m, np.nan)
+    out_max = np.full(m, np.nan)
+    np.add.at(out_n, inv, n)
+    np.add.at(out_ng, inv, ng)
+    np.add.at(out_sum, inv, s)
+    np.fmin.at(out_min, inv, mn)
+    np.fmax.at(out_max, inv, mx)
+    by_ts = np.argsort(last_ts, kind="stable")
+    out_last = np.full(m, np.nan)
+    out_last_ts = np.full(m, NO_TS, np.int64)
+    has = last_ts[by_ts] != NO_TS
+    out_last[inv[by_ts][has]] = last[by_ts][has]
+    out_last_ts[inv[by_ts][has]] = last_ts[by_ts][has]
+    return BucketDeltas(
+        keys=keys,
+        channel=uniq["ch"].astype(np.int32),
+        bucket_start_ns=uniq["b"].astype(np.int64),
+        n=out_n,
+        n_good=out_ng,
+        sum=out_sum,
+        min=out_min,
+        max=out_max,
+        last=out_last,
+        last_ts_ns=out_last_ts,
+    )
+
+
+def step(
+    batches: Sequence[ReadingBatch],
+    specs: Mapping[str, ChannelSpec],
+    state: Mapping[str, ChannelState],
+    bucket_ns: int,
+) -> StepResult:
+    """Aggregate batches into bucket deltas; every channel id must be in `specs`."""
+    keys = tuple(sorted({c for b in batches for c in b.channel_ids}))
+    st = [state.get(k, ChannelState()) for k in keys]
+    last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
+    r = _accept(_concat(batches, keys), last_ts) if keys else None
+    if r is None or len(r.ts_ns) == 0:
+        return StepResult(readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()]), state={})
+    is_counter = np.array([specs[k].is_counter for k in keys], dtype=np.bool_)
+    modulus = np.array([specs[k].wrap_modulus for k in keys], dtype=np.float64)
+    good = r.quality == Quality.GOOD
+    stats = list(kernels.bucket_stats(r.channel, r.ts_ns, r.value, good, bucket_ns))
+    stats[4] = np.where(is_counter[stats[0]], 0.0, stats[4])  # counters' sums come from deltas
+    c_mask = is_counter[r.channel]
+    start, delta, s_ts, s_val = kernels.counter_deltas(
+        r.channel[c_mask],
+        r.ts_ns[c_mask],
+        r.value[c_mask],
+        good[c_mask],
+        modulus,
+        np.array([s.counter_ts_ns for s in st], dtype=np.int64),
+        np.array([s.counter_value for s in st], dtype=np.float64),
+    )
+    s_ch, s_b, s_amt = kernels.spread_deltas(r.channel[c_mask], start, r.ts_ns[c_mask], delta, bucket_ns)
+    k = len(s_ch)
+    spread = (
+        s_ch, s_b, np.zeros(k, np.int64), np.zeros(k, np.int64), s_amt,
+        np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan), np.full(k, NO_TS, np.int64),
+    )
+    new_last = last_ts.copy()
+    np.maximum.at(new_last, r.channel, r.ts_ns)
+    touched = np.unique(r.channel)
+    new_state = {
+        keys[c]: ChannelState(
+            last_ts_ns=int(new_last[c]), counter_ts_ns=int(s_ts[c]), counter_value=float(s_val[c])
+        )
+        for c in touched
+    }
+    return StepResult(readings=r, buckets=_merge(keys, [tuple(stats), spread]), state=new_state)
+
+
+def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:
+    z = np.zeros(0, np.int64)
+    f = np.zeros(0)
+    return (z.astype(np.int32), z, z, z, f, f, f, f, z)
+
+
+def _empty_readings(keys: tuple[str, ...]) -> Readings:
+    z = np.zeros(0, np.int64)
+    return Readings(
+        keys=keys, channel=z.astype(np.int32), ts_ns=z, value=np.zeros(0),
+        quality=z.astype(np.uint8), receive_ts_ns=z,
+    )

@@ -1,0 +1,101 @@
+"""Wire codec for ReadingBatch: a versioned, little-endian, columnar binary frame.
+
+Layout (version 1): magic "PP", version u8, reserved u8, receive_ts_ns i64, meter id,
+channel-id table, reading count u32, then the columns channel_index u16[], ts_ns i64[],
+value f64[], quality u8[]. Strings are u16 length + UTF-8.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+from compute.errors import CodecError
+from compute.model import Quality, ReadingBatch
+
+MAGIC = b"PP"
+VERSION = 1
+_HEAD = struct.Struct("<2sBBq")
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_COLUMNS: tuple[tuple[str, np.dtype[np.generic]], ...] = (
+    ("channel_index", np.dtype("<u2")),
+    ("ts_ns", np.dtype("<i8")),
+    ("value", np.dtype("<f8")),
+    ("quality", np.dtype("u1")),
+)
+_MAX_QUALITY = max(Quality)
+
+
+def _pack_str(text: str) -> bytes:
+    raw = text.encode()
+    return _U16.pack(len(raw)) + raw
+
+
+def encode(batch: ReadingBatch) -> bytes:
+    """Encode a batch into one bus message."""
+    parts = [
+        _HEAD.pack(MAGIC, VERSION, 0, batch.receive_ts_ns),
+        _pack_str(batch.meter_id),
+        _U16.pack(len(batch.channel_ids)),
+        *(_pack_str(c) for c in batch.channel_ids),
+        _U32.pack(batch.size),
+    ]
+    parts.extend(np.ascontiguousarray(getattr(batch, n), dtype=d).tobytes() for n, d in _COLUMNS)
+    return b"".join(parts)
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data = memoryview(data)
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> memoryview:
+        if self.pos + n > len(self.data):
+            raise CodecError(f"truncated message: {what} needs {n} bytes at offset {self.pos}")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u16(self, what: str) -> int:
+        return int(_U16.unpack(self.take(2, what))[0])
+
+    def string(self, what: str) -> str:
+        raw = self.take(self.u16(what), what)
+        try:
+            return bytes(raw).decode()
+        except UnicodeDecodeError as e:
+            raise CodecError(f"{what} is not valid UTF-8") from e
+
+
+def decode(data: bytes) -> ReadingBatch:
+    """Decode one bus message; raise CodecError with the reason when it is malformed."""
+    r = _Reader(data)
+    magic, version, _, receive_ts_ns = _HEAD.unpack(r.take(_HEAD.size, "header"))
+    if magic != MAGIC:
+        raise CodecError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    if version != VERSION:
+        raise CodecError(f"unsupported schema version {version}, this build reads {VERSION}")
+    meter_id = r.string("meter id")
+    channel_ids = tuple(r.string("channel id") for _ in range(r.u16("channel count")))
+    n = int(_U32.unpack(r.take(4, "reading count"))[0])
+    cols = {
+        name: np.frombuffer(r.take(n * dt.itemsize, name), dtype=dt).astype(dt.newbyteorder("="))
+        for name, dt in _COLUMNS
+    }
+    if r.pos != len(data):
+        raise CodecError(f"{len(data) - r.pos} trailing bytes after {n} readings")
+    if n and int(cols["channel_index"].max()) >= len(channel_ids):
+        raise CodecError("channel index points past the channel table")
+    if n and int(cols["quality"].max()) > _MAX_QUALITY:
+        raise CodecError(f"unknown quality code {int(cols['quality'].max())}")
+    return ReadingBatch(
+        meter_id=meter_id,
+        channel_ids=channel_ids,
+        channel_index=cols["channel_index"],
+        ts_ns=cols["ts_ns"],
+        value=cols["value"],
+        quality=cols["quality"],
+        receive_ts_ns=int(receive_ts_ns),
+    )

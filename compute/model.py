@@ -1,0 +1,67 @@
+"""Domain records shared by every layer: quality codes and the columnar ReadingBatch.
+
+Pure data: no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+NS_PER_S = 1_000_000_000
+
+
+class Quality(enum.IntEnum):
+    """Quality of one sample, after OPC UA StatusCode severity or the Modbus outcome."""
+
+    GOOD = 0
+    UNCERTAIN = 1
+    BAD = 2
+    STALE = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadingBatch:
+    """Readings of one meter from one poll or publish cycle, column by column.
+
+    `channel_index` points into `channel_ids`, so a batch names each channel once.
+    """
+
+    meter_id: str
+    channel_ids: tuple[str, ...]
+    channel_index: npt.NDArray[np.uint16]
+    ts_ns: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+    receive_ts_ns: int
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ts_ns)
+        if not (len(self.channel_index) == len(self.value) == len(self.quality) == n):
+            raise ValueError("ReadingBatch columns differ in length")
+        object.__setattr__(self, "size", n)
+
+    @classmethod
+    def from_rows(
+        cls,
+        *,
+        meter_id: str,
+        receive_ts_ns: int,
+        rows: list[tuple[str, int, float, Quality]],
+    ) -> ReadingBatch:
+        """Build a batch from (channel_id, ts_ns, value, quality) rows, the sources' natural shape."""
+        ids = tuple(dict.fromkeys(r[0] for r in rows))
+        position = {cid: i for i, cid in enumerate(ids)}
+        return cls(
+            meter_id=meter_id,
+            channel_ids=ids,
+            channel_index=np.array([position[r[0]] for r in rows], dtype=np.uint16),
+            ts_ns=np.array([r[1] for r in rows], dtype=np.int64),
+            value=np.array([r[2] for r in rows], dtype=np.float64),
+            quality=np.array([int(r[3]) for r in rows], dtype=np.uint8),
+            receive_ts_ns=receive_ts_ns,
+        )

@@ -1,0 +1,288 @@
+"""The plant model: sites, areas, meters and channels, validated by pydantic.
+
+Pure: it parses an already-loaded mapping and reports every problem with its path.
+"""
+
+from __future__ import annotations
+
+import enum
+import zoneinfo
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from compute.errors import PlantPulseError
+
+Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+
+
+class AreaKind(enum.StrEnum):
+    PRODUCTION = "production"
+    OFFICE = "office"
+    CLEANROOM = "cleanroom"
+    UTILITY = "utility"
+
+
+class ChannelKind(enum.StrEnum):
+    COUNTER = "counter"
+    GAUGE = "gauge"
+
+
+class Utility(enum.StrEnum):
+    ELECTRICITY = "electricity"
+    NATURAL_GAS = "natural_gas"
+    WATER = "water"
+    RECYCLED_WATER = "recycled_water"
+    PRODUCTION = "production"
+    ENVIRONMENT = "environment"
+
+
+class Protocol(enum.StrEnum):
+    OPCUA = "opcua"
+    MODBUS_TCP = "modbus_tcp"
+
+
+class RegisterType(enum.StrEnum):
+    UINT16 = "uint16"
+    INT16 = "int16"
+    UINT32 = "uint32"
+    INT32 = "int32"
+    FLOAT32 = "float32"
+
+
+class WordOrder(enum.StrEnum):
+    BIG = "big"  # high word first (ABCD)
+    LITTLE = "little"  # low word first (CDAB)
+
+
+REGISTER_WORDS = {
+    RegisterType.UINT16: 1,
+    RegisterType.INT16: 1,
+    RegisterType.UINT32: 2,
+    RegisterType.INT32: 2,
+    RegisterType.FLOAT32: 2,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Area(_Strict):
+    id: Ident
+    kind: AreaKind
+    iso_class: Annotated[int, Field(ge=1, le=9)] | None = None
+    description: str = ""
+
+
+class Site(_Strict):
+    id: Ident
+    name: str
+    timezone: str
+    areas: list[Area] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, tz: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(tz)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown IANA timezone {tz!r}") from e
+        return tz
+
+
+class Register(_Strict):
+    address: Annotated[int, Field(ge=0, le=65535)]
+    type: RegisterType
+    word_order: WordOrder = WordOrder.BIG
+    scale: Annotated[float, Field(gt=0)] = 1.0
+    table: Literal["holding", "input"] = "holding"
+
+    @property
+    def words(self) -> int:
+        return REGISTER_WORDS[self.type]
+
+
+class SimProfile(_Strict):
+    """How the plant simulator drives a channel: a rate per hour for counters, a level for gauges."""
+
+    level: float
+    peak: float | None = None
+    noise: Annotated[float, Field(ge=0)] = 0.0
+    start: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Channel(_Strict):
+    id: Ident
+    unit: str = Field(min_length=1)
+    kind: ChannelKind
+    utility: Utility
+    node_id: str | None = None
+    modbus: Register | None = Field(default=None, alias="register")
+    wrap_bits: Annotated[int, Field(ge=8, le=64)] | None = None
+    simulate: SimProfile | None = None
+
+
+class Meter(_Strict):
+    id: Ident
+    site: Ident
+    area: Ident
+    protocol: Protocol
+    endpoint: str
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1
+    interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
+    parent: Ident | None = None  # the meter upstream; site totals count only meters without one
+    channels: list[Channel] = Field(min_length=1)
+
+
+class PlantModel(_Strict):
+    sites: list[Site] = Field(min_length=1)
+    meters: list[Meter] = Field(min_length=1)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfigIssue:
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class PlantConfigError(PlantPulseError):
+    """The plant model is invalid; `issues` holds every problem with its path."""
+
+    def __init__(self, issues: list[ConfigIssue]) -> None:
+        self.issues = issues
+        super().__init__("\n".join(str(i) for i in issues))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChannelRef:
+    """One channel with its place in the plant; `key` is its plant-wide id, "meter.channel"."""
+
+    key: str
+    site: Site
+    area: Area
+    meter: Meter
+    channel: Channel
+
+    @property
+    def wrap_modulus(self) -> float:
+        """Engineering-unit value at which the counter rolls over to zero (0: never)."""
+        reg = self.channel.modbus
+        bits = self.channel.wrap_bits
+        if bits is None and reg is not None and reg.type in (RegisterType.UINT16, RegisterType.UINT32):
+            bits = 16 * reg.words
+        if bits is None:
+            return 0.0
+        return float(2**bits) * (reg.scale if reg is not None else 1.0)
+
+
+class Plant:
+    """A validated plant model with its channels indexed by key."""
+
+    def __init__(self, model: PlantModel) -> None:
+        self.model = model
+        sites = {s.id: s for s in model.sites}
+        self.channels: dict[str, ChannelRef] = {}
+        for m in model.meters:
+            site = sites[m.site]
+            area = next(a for a in site.areas if a.id == m.area)
+            for c in m.channels:
+                key = f"{m.id}.{c.id}"
+                self.channels[key] = ChannelRef(key=key, site=site, area=area, meter=m, channel=c)
+
+    @property
+    def sites(self) -> list[Site]:
+        return self.model.sites
+
+    @property
+    def meters(self) -> list[Meter]:
+        return self.model.meters
+
+    def site(self, site_id: str) -> Site | None:
+        return next((s for s in self.model.sites if s.id == site_id), None)
+
+    def channels_of(self, meter_id: str) -> Iterator[ChannelRef]:
+        return (r for r in self.channels.values() if r.meter.id == meter_id)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _duplicates(ids: list[str]) -> set[str]:
+    return {i for i, n in Counter(ids).items() if n > 1}
+
+
+def _cross_check(model: PlantModel) -> list[ConfigIssue]:
+    issues: list[ConfigIssue] = []
+    for dup in _duplicates([s.id for s in model.sites]):
+        issues.append(ConfigIssue(path="sites", message=f"duplicate site id {dup!r}"))
+    for dup in _duplicates([m.id for m in model.meters]):
+        issues.append(ConfigIssue(path="meters", message=f"duplicate meter id {dup!r}"))
+    areas = {s.id: {a.id: a for a in s.areas} for s in model.sites}
+    for i, site in enumerate(model.sites):
+        for dup in _duplicates([a.id for a in site.areas]):
+            issues.append(ConfigIssue(path=f"sites[{i}].areas", message=f"duplicate area {dup!r}"))
+        for j, area in enumerate(site.areas):
+            if area.kind is AreaKind.CLEANROOM and area.iso_class is None:
+                issues.append(
+                    ConfigIssue(path=f"sites[{i}].areas[{j}].iso_class", message="a cleanroom needs its ISO class")
+                )
+    for i, m in enumerate(model.meters):
+        at = f"meters[{i}]"
+        if m.site not in areas:
+            issues.append(ConfigIssue(path=f"{at}.site", message=f"unknown site {m.site!r}"))
+        elif m.area not in areas[m.site]:
+            issues.append(ConfigIssue(path=f"{at}.area", message=f"unknown area {m.area!r} in site {m.site!r}"))
+        meter_sites = {x.id: x.site for x in model.meters}
+        if m.parent is not None and meter_sites.get(m.parent) != m.site:
+            issues.append(ConfigIssue(path=f"{at}.parent", message=f"no meter {m.parent!r} in site {m.site!r}"))
+        if m.protocol is Protocol.OPCUA and not m.endpoint.startswith("opc.tcp://"):
+            issues.append(ConfigIssue(path=f"{at}.endpoint", message="an OPC UA endpoint starts with opc.tcp://"))
+        if m.protocol is Protocol.MODBUS_TCP and not _host_port(m.endpoint):
+            issues.append(ConfigIssue(path=f"{at}.endpoint", message="a Modbus TCP endpoint is host:port"))
+        for dup in _duplicates([c.id for c in m.channels]):
+            issues.append(ConfigIssue(path=f"{at}.channels", message=f"duplicate channel id {dup!r}"))
+        for j, c in enumerate(m.channels):
+            issues.extend(_check_channel(m.protocol, c, f"{at}.channels[{j}]"))
+    return issues
+
+
+def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]:
+    issues = []
+    if protocol is Protocol.OPCUA and not c.node_id:
+        issues.append(ConfigIssue(path=f"{at}.node_id", message="an OPC UA channel needs a node id"))
+    if protocol is Protocol.MODBUS_TCP and c.modbus is None:
+        issues.append(ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec"))
+    if c.kind is ChannelKind.COUNTER and c.modbus is not None and c.modbus.type is RegisterType.FLOAT32:
+        if c.wrap_bits is not None:
+            issues.append(ConfigIssue(path=f"{at}.wrap_bits", message="a float32 counter does not wrap"))
+    return issues
+
+
+def _host_port(endpoint: str) -> bool:
+    host, _, port = endpoint.rpartition(":")
+    return bool(host) and port.isdigit() and 0 < int(port) < 65536
+
+
+def parse_plant(data: Mapping[str, Any]) -> Plant:
+    """Validate a loaded plant mapping; raise PlantConfigError listing every issue by path."""
+    try:
+        model = PlantModel.model_validate(data)
+    except ValidationError as e:
+        raise PlantConfigError(
+            [ConfigIssue(path=_path(tuple(err["loc"])), message=err["msg"]) for err in e.errors()]
+        ) from e
+    issues = _cross_check(model)
+    if issues:
+        raise PlantConfigError(issues)
+    return Plant(model)

@@ -1,0 +1,118 @@
+"""The aggregator process: consume reading batches, run the compute step, write, then commit.
+
+Offsets are committed only after the store transaction holding their effects has committed; a
+failed write rewinds to the committed position and retries with backoff, which is also the
+backpressure: nothing more is consumed while the store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from compute import codec
+from compute.aggregate import ChannelSpec, step
+from compute.errors import CodecError, PlantPulseError
+from compute.model import NS_PER_S, ReadingBatch
+from compute.plant import ChannelKind, Plant
+from services.bus import Bus, Message, Subscription
+from services.settings import DLQ_TOPIC, READINGS_TOPIC
+from services.store import Store, StoreWrite
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    message: Message
+    reason: str
+
+
+def channel_specs(plant: Plant) -> dict[str, ChannelSpec]:
+    return {
+        k: ChannelSpec(is_counter=r.channel.kind is ChannelKind.COUNTER, wrap_modulus=r.wrap_modulus)
+        for k, r in plant.channels.items()
+    }
+
+
+def decode_all(
+    messages: Sequence[Message], known: set[str] | dict[str, ChannelSpec]
+) -> tuple[list[ReadingBatch], list[Rejected]]:
+    """Decode messages; those that fail to decode or name unknown channels are rejected with why."""
+    good, bad = [], []
+    for m in messages:
+        try:
+            batch = codec.decode(m.value)
+        except CodecError as e:
+            bad.append(Rejected(message=m, reason=f"undecodable: {e}"))
+            continue
+        unknown = [c for c in batch.channel_ids if c not in known]
+        if unknown:
+            bad.append(Rejected(message=m, reason=f"unknown channels {unknown} from meter {batch.meter_id!r}"))
+        else:
+            good.append(batch)
+    return good, bad
+
+
+class Aggregator:
+    def __init__(
+        self,
+        plant: Plant,
+        bus: Bus,
+        store: Store,
+        *,
+        group: str,
+        bucket_s: int = 60,
+        max_records: int = 2000,
+        max_backoff_s: float = 30.0,
+    ) -> None:
+        self.specs = channel_specs(plant)
+        self.bus = bus
+        self.store = store
+        self.group = group
+        self.bucket_ns = bucket_s * NS_PER_S
+        self.max_records = max_records
+        self.max_backoff_s = max_backoff_s
+
+    async def handle(self, messages: Sequence[Message]) -> None:
+        """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
+        batches, rejected = decode_all(messages, self.specs)
+        for r in rejected:
+            log.warning("to DLQ %s[%d]@%d: %s", r.message.topic, r.message.partition, r.message.offset, r.reason)
+            await self.bus.publish(
+                DLQ_TOPIC,
+                r.message.key or b"",
+                r.message.value,
+                [
+                    ("reason", r.reason.encode()),
+                    ("source", f"{r.message.topic}/{r.message.partition}/{r.message.offset}".encode()),
+                ],
+            )
+        if batches:
+            keys = sorted({c for b in batches for c in b.channel_ids})
+            state = await self.store.load_state(keys)
+            result = step(batches, self.specs, state, self.bucket_ns)
+            await self.store.write(StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state))
+
+    async def _cycle(self, sub: Subscription) -> None:
+        messages = await sub.poll(self.max_records, timeout_s=1.0)
+        if messages:
+            await self.handle(messages)
+            await sub.commit(messages)
+
+    async def run(self) -> None:
+        """Consume until cancelled."""
+        async with self.bus.subscribe(READINGS_TOPIC, self.group) as sub:
+            log.info("aggregator consuming %s as group %s", READINGS_TOPIC, self.group)
+            backoff_s = 0.5
+            while True:
+                try:
+                    await self._cycle(sub)
+                    backoff_s = 0.5
+                except (PlantPulseError, OSError) as e:
+                    log.error("aggregation failed, retrying in %.1f s from the last commit: %s", backoff_s, e)
+                    await asyncio.sleep(backoff_s)
+                    backoff_s = min(2 * backoff_s, self.max_backoff_s)
+                    await sub.rewind()

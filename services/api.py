@@ -1,0 +1,206 @@
+"""The API process: live values, per-minute series and period totals over FastAPI.
+
+Reads the store only; wrong parameters get a 422 that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zoneinfo
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel
+
+from compute.model import NS_PER_S, Quality
+from compute.plant import ChannelKind, ChannelRef, Plant
+from services.store import Store
+
+
+class LiveValue(BaseModel):
+    channel_id: str
+    site: str
+    area: str
+    meter: str
+    utility: str
+    kind: str
+    unit: str
+    value: float | None
+    quality: str
+    ts: datetime | None
+    age_s: float | None
+
+
+class SeriesPoint(BaseModel):
+    start: datetime
+    samples: int
+    samples_good: int
+    value: float | None  # consumption for counters, mean of good samples for gauges
+    min: float | None
+    max: float | None
+    last: float | None
+
+
+class ChannelTotalOut(BaseModel):
+    channel_id: str
+    meter: str
+    area: str
+    utility: str
+    unit: str
+    total: float
+    samples: int
+    samples_good: int
+    samples_expected: int
+    coverage: float
+
+
+class UtilityTotal(BaseModel):
+    utility: str
+    unit: str
+    total: float
+    channels: list[str]
+    samples_good: int
+    samples_expected: int
+    coverage: float
+
+
+class Totals(BaseModel):
+    site: str
+    timezone: str
+    start: datetime
+    end: datetime
+    utilities: list[UtilityTotal]
+    channels: list[ChannelTotalOut]
+
+
+def _iso(ts_ns: int, tz: zoneinfo.ZoneInfo) -> datetime:
+    return datetime.fromtimestamp(ts_ns / NS_PER_S, UTC).astimezone(tz)
+
+
+def _bound_ns(name: str, value: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) -> int:
+    """A period bound in ns; naive datetimes are in the site's timezone."""
+    aware = value if value.tzinfo else value.replace(tzinfo=tz)
+    ts_ns = int(aware.timestamp()) * NS_PER_S + aware.microsecond * 1000
+    if ts_ns % bucket_ns:
+        raise HTTPException(422, f"{name} must fall on a {bucket_ns // NS_PER_S} s bucket boundary")
+    return ts_ns
+
+
+def _range(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) -> tuple[int, int]:
+    a, b = _bound_ns("start", start, tz, bucket_ns), _bound_ns("end", end, tz, bucket_ns)
+    if b <= a:
+        raise HTTPException(422, "end must be after start")
+    return a, b
+
+
+def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
+    """Build the API over a plant model and a store."""
+    app = FastAPI(title="plantpulse", version="0.1.0", description="Plant energy, water and cleanroom telemetry")
+    bucket_ns = bucket_s * NS_PER_S
+    zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in plant.sites}
+
+    def channel(channel_id: str) -> ChannelRef:
+        ref = plant.channels.get(channel_id)
+        if ref is None:
+            raise HTTPException(404, f"unknown channel {channel_id!r}")
+        return ref
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/live", response_model=list[LiveValue])
+    async def live(site: str | None = None) -> list[LiveValue]:
+        """Latest value, quality and age of every channel (null value when none arrived yet)."""
+        if site is not None and site not in zones:
+            raise HTTPException(422, f"unknown site {site!r}; known: {sorted(zones)}")
+        latest = {x.channel_id: x for x in await store.latest()}
+        now_ns = time.time_ns()
+        out = []
+        for key, ref in plant.channels.items():
+            if site is not None and ref.site.id != site:
+                continue
+            x = latest.get(key)
+            out.append(
+                LiveValue(
+                    channel_id=key, site=ref.site.id, area=ref.area.id, meter=ref.meter.id,
+                    utility=ref.channel.utility, kind=ref.channel.kind, unit=ref.channel.unit,
+                    value=None if x is None or math.isnan(x.value) else x.value,
+                    quality="missing" if x is None else Quality(x.quality).name.lower(),
+                    ts=None if x is None else _iso(x.ts_ns, zones[ref.site.id]),
+                    age_s=None if x is None else round((now_ns - x.ts_ns) / NS_PER_S, 3),
+                )
+            )
+        return out
+
+    @app.get("/v1/channels/{channel_id}/series", response_model=list[SeriesPoint])
+    async def series(channel_id: str, start: datetime, end: datetime) -> list[SeriesPoint]:
+        """Per-bucket values of one channel over [start, end); naive times are site-local."""
+        ref = channel(channel_id)
+        tz = zones[ref.site.id]
+        a, b = _range(start, end, tz, bucket_ns)
+        counter = ref.channel.kind is ChannelKind.COUNTER
+        return [
+            SeriesPoint(
+                start=_iso(x.bucket_start_ns, tz), samples=x.n, samples_good=x.n_good,
+                value=x.sum if counter else (x.sum / x.n_good if x.n_good else None),
+                min=x.min, max=x.max, last=x.last,
+            )
+            for x in await store.series(channel_id, a, b)
+        ]
+
+    @app.get("/v1/sites/{site}/totals", response_model=Totals)
+    async def totals(
+        site: str,
+        start: Annotated[datetime, Query(description="inclusive; ISO 8601, naive = site time")],
+        end: Annotated[datetime, Query(description="exclusive; ISO 8601, naive = site time")],
+    ) -> Totals:
+        """Consumption per utility (meters without a parent) and per counter channel over [start, end)."""
+        if site not in zones:
+            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
+        tz = zones[site]
+        a, b = _range(start, end, tz, bucket_ns)
+        refs = [
+            r for r in plant.channels.values() if r.site.id == site and r.channel.kind is ChannelKind.COUNTER
+        ]
+        sums = await store.totals([r.key for r in refs], a, b)
+        channels = []
+        for r in refs:
+            t = sums.get(r.key)
+            expected = int((b - a) / (r.meter.interval_s * NS_PER_S))
+            good = t.n_good if t else 0
+            channels.append(
+                ChannelTotalOut(
+                    channel_id=r.key, meter=r.meter.id, area=r.area.id, utility=r.channel.utility,
+                    unit=r.channel.unit, total=t.sum if t else 0.0, samples=t.n if t else 0,
+                    samples_good=good, samples_expected=expected, coverage=min(1.0, good / expected),
+                )
+            )
+        return Totals(
+            site=site, timezone=tz.key, start=_iso(a, tz), end=_iso(b, tz),
+            utilities=_by_utility(channels, {r.key: r for r in refs}), channels=channels,
+        )
+
+    return app
+
+
+def _by_utility(channels: list[ChannelTotalOut], refs: dict[str, ChannelRef]) -> list[UtilityTotal]:
+    groups: dict[tuple[str, str], list[ChannelTotalOut]] = {}
+    for c in channels:
+        if refs[c.channel_id].meter.parent is None:
+            groups.setdefault((c.utility, c.unit), []).append(c)
+    out = []
+    for (utility, unit), cs in groups.items():
+        good = sum(c.samples_good for c in cs)
+        expected = sum(c.samples_expected for c in cs)
+        out.append(
+            UtilityTotal(
+                utility=utility, unit=unit, total=sum(c.total for c in cs), channels=[c.channel_id for c in cs],
+                samples_good=good, samples_expected=expected, coverage=min(1.0, good / expected),
+            )
+        )
+    return out
+
+

@@ -1,0 +1,118 @@
+"""Composition root: builds buses, stores and processes from settings and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+
+from compute.errors import PlantPulseError
+from compute.plant import Plant
+from ingest.simulator.model import PlantSimulator
+from ingest.simulator.servers import serve
+from services.aggregator import Aggregator
+from services.api import create_app
+from services.bus import Bus
+from services.bus.kafka import KafkaBus
+from services.bus.memory import MemoryBus
+from services.gateway import run_gateway
+from services.settings import Settings
+from services.store import Store
+from services.store.sqlite import SqliteStore
+from services.store.timescale import TimescaleStore
+
+log = logging.getLogger(__name__)
+
+
+class SettingsError(PlantPulseError):
+    """A setting needed by this process is missing or wrong."""
+
+
+@contextlib.asynccontextmanager
+async def open_store(settings: Settings) -> AsyncIterator[Store]:
+    if settings.pg_dsn:
+        async with TimescaleStore(settings.pg_dsn, timeout_s=settings.io_timeout_s) as pg:
+            yield pg
+    else:
+        async with SqliteStore(settings.sqlite_path) as lite:
+            yield lite
+
+
+@contextlib.asynccontextmanager
+async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
+    if not settings.kafka_bootstrap:
+        raise SettingsError("PT_KAFKA_BOOTSTRAP is required: this process talks to the others through Kafka")
+    async with KafkaBus(settings.kafka_bootstrap, timeout_s=settings.io_timeout_s) as bus:
+        yield bus
+
+
+def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggregator:
+    return Aggregator(
+        plant, bus, store, group=settings.consumer_group, bucket_s=settings.bucket_s,
+        max_records=settings.poll_max_records,
+    )
+
+
+def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server:
+    app = create_app(plant, store, bucket_s=settings.bucket_s)
+    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    return uvicorn.Server(config)
+
+
+async def run_gateway_process(plant: Plant, settings: Settings) -> None:
+    async with open_kafka(settings) as bus:
+        await run_gateway(plant, bus)
+
+
+async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
+    async with open_kafka(settings) as bus, open_store(settings) as store:
+        await aggregator(plant, bus, store, settings).run()
+
+
+async def run_api_process(plant: Plant, settings: Settings) -> None:
+    async with open_store(settings) as store:
+        await api_server(plant, store, settings).serve()
+
+
+def _simulator_epoch(data_dir: Path, seed: int) -> int:
+    """The simulated plant's start time, kept in the data dir so counters continue across runs."""
+    path = data_dir / "simulator.json"
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("seed") == seed:
+            return int(saved["start_ns"])
+    except (OSError, ValueError, KeyError):
+        pass
+    start_ns = time.time_ns()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seed": seed, "start_ns": start_ns}))
+    return start_ns
+
+
+async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
+    """Simulators, gateway, MemoryBus, aggregator, SqliteStore and API in one process."""
+    sim = PlantSimulator(plant, seed=seed, start_ns=_simulator_epoch(settings.data_dir, seed))
+    async with serve(sim), MemoryBus() as bus, SqliteStore(settings.sqlite_path) as store:
+        server = api_server(plant, store, settings)
+        async with asyncio.TaskGroup() as tg:
+            tasks = [
+                tg.create_task(run_gateway(plant, bus)),
+                tg.create_task(aggregator(plant, bus, store, settings).run()),
+            ]
+            base = f"http://{settings.api_host}:{settings.api_port}"
+            log.info(
+                "plantpulse demo: %d meters, %d channels; data in %s\n"
+                "  dashboard API  %s/v1/live\n  totals         %s/v1/sites/%s/totals?start=...&end=...\n"
+                "  OpenAPI docs   %s/docs\n  Ctrl-C stops it; the data stays for the next run.",
+                len(plant.meters), len(plant.channels), settings.data_dir.resolve(), base, base,
+                plant.sites[0].id, base,
+            )
+            await server.serve()
+            for t in tasks:
+                t.cancel()

@@ -1,0 +1,36 @@
+"""Runtime settings from the environment (prefix PT_, nested with __) and the command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+READINGS_TOPIC = "plantpulse.readings"
+DLQ_TOPIC = "plantpulse.readings.dlq"
+
+
+class Settings(BaseSettings):
+    """Where the plant model is and which bus and store to use.
+
+    With kafka_bootstrap unset the bus is in-process; with pg_dsn unset the store is SQLite in
+    data_dir.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="PT_", env_nested_delimiter="__", extra="ignore")
+
+    config: Path = Path("deploy/examples/medtech-plant.yaml")
+    data_dir: Path = Path(".plantpulse")
+    kafka_bootstrap: str | None = None
+    pg_dsn: str | None = None
+    consumer_group: str = "plantpulse-aggregator"
+    bucket_s: int = Field(default=60, ge=1, le=3600)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    poll_max_records: int = Field(default=2000, ge=1)
+    io_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / "plantpulse.sqlite3"

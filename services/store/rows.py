@@ -1,0 +1,74 @@
+"""Row conversions and read queries shared by the store implementations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from compute.aggregate import BucketDeltas, ChannelState, Readings
+from services.store import Bucket, ChannelTotal, Latest
+
+SERIES_SQL = (
+    "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last FROM buckets"
+    " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s ORDER BY bucket_start_ns"
+)
+TOTALS_SQL = (
+    "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*) FROM buckets"
+    " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+    " GROUP BY channel_id"
+)
+
+
+def _f(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
+def reading_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]]:
+    keys = r.keys
+    for c, t, v, q, rt in zip(
+        r.channel.tolist(), r.ts_ns.tolist(), r.value.tolist(), r.quality.tolist(), r.receive_ts_ns.tolist(),
+        strict=True,
+    ):
+        yield keys[c], t, _f(v), q, rt
+
+
+def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]]:
+    """The newest reading per channel (readings are sorted by channel, then time)."""
+    if len(r.channel) == 0:
+        return
+    last = np.flatnonzero(np.append(r.channel[1:] != r.channel[:-1], True))
+    for i in last.tolist():
+        yield (
+            r.keys[int(r.channel[i])], int(r.ts_ns[i]), _f(float(r.value[i])), int(r.quality[i]),
+            int(r.receive_ts_ns[i]),
+        )
+
+
+def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
+    for c, s, n, ng, sm, mn, mx, la, lt in zip(
+        b.channel.tolist(), b.bucket_start_ns.tolist(), b.n.tolist(), b.n_good.tolist(), b.sum.tolist(),
+        b.min.tolist(), b.max.tolist(), b.last.tolist(), b.last_ts_ns.tolist(), strict=True,
+    ):
+        yield b.keys[c], s, n, ng, sm, _f(mn), _f(mx), _f(la), (lt if _f(la) is not None else None)
+
+
+def state_rows(state: dict[str, ChannelState]) -> Iterator[tuple[str, int, int, float]]:
+    for c, s in state.items():
+        yield c, s.last_ts_ns, s.counter_ts_ns, s.counter_value
+
+
+def latest(row: Any) -> Latest:
+    c, t, v, q, rt = row
+    return Latest(channel_id=c, ts_ns=t, value=v if v is not None else float("nan"), quality=q, receive_ts_ns=rt)
+
+
+def bucket(row: Any) -> Bucket:
+    c, s, n, ng, sm, mn, mx, la = row
+    return Bucket(channel_id=c, bucket_start_ns=s, n=n, n_good=ng, sum=sm, min=mn, max=mx, last=la)
+
+
+def total(row: Any) -> ChannelTotal:
+    c, sm, n, ng, k = row
+    return ChannelTotal(channel_id=c, sum=float(sm), n=int(n), n_good=int(ng), buckets=int(k))

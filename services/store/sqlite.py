@@ -1,0 +1,153 @@
+"""SqliteStore: the embedded default store, in WAL mode, durable across crashes and restarts.
+
+sqlite3 is synchronous, so every call runs on one worker thread that owns the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from compute.aggregate import ChannelState
+from services.store import Bucket, ChannelTotal, Latest, StoreWrite
+from services.store import rows as r
+from services.store.migrate import migrations
+
+T = TypeVar("T")
+
+_UPSERT_BUCKET = """
+INSERT INTO buckets (channel_id, bucket_start_ns, n, n_good, sum, min, max, last, last_ts_ns)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
+    n = n + excluded.n,
+    n_good = n_good + excluded.n_good,
+    sum = sum + excluded.sum,
+    min = min(coalesce(min, excluded.min), coalesce(excluded.min, min)),
+    max = max(coalesce(max, excluded.max), coalesce(excluded.max, max)),
+    last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(last_ts_ns, -1)
+                THEN excluded.last ELSE last END,
+    last_ts_ns = max(coalesce(last_ts_ns, -1), coalesce(excluded.last_ts_ns, -1))
+"""
+_UPSERT_STATE = """
+INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value) VALUES (?, ?, ?, ?)
+ON CONFLICT (channel_id) DO UPDATE SET last_ts_ns = excluded.last_ts_ns,
+    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value
+"""
+_UPSERT_LATEST = """
+INSERT INTO latest (channel_id, ts_ns, value, quality, receive_ts_ns) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.value,
+    quality = excluded.quality, receive_ts_ns = excluded.receive_ts_ns
+WHERE excluded.ts_ns > latest.ts_ns
+"""
+
+
+class SqliteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        def call() -> T:
+            assert self._db is not None, "use SqliteStore as an async context manager"
+            return fn(self._db)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+
+    async def __aenter__(self) -> SqliteStore:
+        def open_db() -> sqlite3.Connection:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            _migrate(db)
+            return db
+
+        self._db = await asyncio.get_running_loop().run_in_executor(self._pool, open_db)
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._db is not None:
+            await self._run(lambda db: db.close())
+            self._db = None
+        self._pool.shutdown(wait=True)
+
+    async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
+        def q(db: sqlite3.Connection) -> dict[str, ChannelState]:
+            marks = ",".join("?" * len(channel_ids))
+            cur = db.execute(
+                "SELECT channel_id, last_ts_ns, counter_ts_ns, counter_value FROM channel_state"
+                f" WHERE channel_id IN ({marks})",
+                list(channel_ids),
+            )
+            return {c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in cur}
+
+        return await self._run(q)
+
+    async def write(self, w: StoreWrite) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", r.reading_rows(w.readings)
+                )
+                db.executemany(_UPSERT_BUCKET, r.bucket_rows(w.buckets))
+                db.executemany(_UPSERT_STATE, r.state_rows(w.state))
+                db.executemany(_UPSERT_LATEST, r.latest_rows(w.readings))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+        await self._run(tx)
+
+    async def latest(self) -> list[Latest]:
+        def q(db: sqlite3.Connection) -> list[Latest]:
+            cur = db.execute("SELECT channel_id, ts_ns, value, quality, receive_ts_ns FROM latest")
+            return [r.latest(row) for row in cur]
+
+        return await self._run(q)
+
+    async def series(self, channel_id: str, start_ns: int, end_ns: int) -> list[Bucket]:
+        def q(db: sqlite3.Connection) -> list[Bucket]:
+            cur = db.execute(r.SERIES_SQL.replace("%s", "?"), (channel_id, start_ns, end_ns))
+            return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
+    async def totals(self, channel_ids: Sequence[str], start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+        def q(db: sqlite3.Connection) -> dict[str, ChannelTotal]:
+            marks = ",".join("?" * len(channel_ids))
+            cur = db.execute(
+                r.TOTALS_SQL.format(channels=marks).replace("%s", "?"), (*channel_ids, start_ns, end_ns)
+            )
+            return {row[0]: r.total(row) for row in cur}
+
+        return await self._run(q)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+               " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    done = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
+    for m in migrations("sqlite"):
+        if m.version in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in m.sql.split(";\n"):
+                if stmt.strip():
+                    db.execute(stmt)
+            db.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (m.version, m.name))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")

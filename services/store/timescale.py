@@ -1,0 +1,158 @@
+"""TimescaleStore: the Store port on PostgreSQL through psycopg 3, with TimescaleDB when installed.
+
+Writes COPY (binary) into per-session staging tables and merge from there, so a re-delivered
+step changes nothing. Migrations run under an advisory lock so replicas never race.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from compute.aggregate import ChannelState
+from compute.errors import PlantPulseError
+from services.store import Bucket, ChannelTotal, Latest, StoreWrite
+from services.store import rows as r
+from services.store.migrate import migrations
+
+_MIGRATION_LOCK = 0x706C616E74  # "plant"
+_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_buckets (LIKE buckets) ON COMMIT DELETE ROWS;
+"""
+_MERGE = """
+INSERT INTO readings SELECT * FROM stage_readings ON CONFLICT DO NOTHING;
+INSERT INTO buckets AS b SELECT * FROM stage_buckets
+ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
+    n = b.n + excluded.n,
+    n_good = b.n_good + excluded.n_good,
+    sum = b.sum + excluded.sum,
+    min = LEAST(b.min, excluded.min),
+    max = GREATEST(b.max, excluded.max),
+    last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(b.last_ts_ns, -1)
+                THEN excluded.last ELSE b.last END,
+    last_ts_ns = GREATEST(b.last_ts_ns, excluded.last_ts_ns);
+"""
+_UPSERT_STATE = """
+INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value) VALUES (%s, %s, %s, %s)
+ON CONFLICT (channel_id) DO UPDATE SET last_ts_ns = excluded.last_ts_ns,
+    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value
+"""
+_UPSERT_LATEST = """
+INSERT INTO latest AS l (channel_id, ts_ns, value, quality, receive_ts_ns) VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.value,
+    quality = excluded.quality, receive_ts_ns = excluded.receive_ts_ns
+WHERE excluded.ts_ns > l.ts_ns
+"""
+_READING_TYPES = ["text", "int8", "float8", "int2", "int8"]
+_BUCKET_TYPES = ["text", "int8", "int8", "int8", "float8", "float8", "float8", "float8", "int8"]
+
+
+class StoreError(PlantPulseError):
+    """The database refused or failed a store operation."""
+
+
+class TimescaleStore:
+    def __init__(self, dsn: str, *, max_connections: int = 4, timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self.timeout_s = timeout_s
+        self.pool = AsyncConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            timeout=timeout_s,
+            kwargs={"connect_timeout": max(1, int(timeout_s))},
+        )
+        self.timescale = False
+
+    async def __aenter__(self) -> TimescaleStore:
+        try:
+            await self.pool.open(wait=True, timeout=self.timeout_s)
+            await self.migrate()
+        except (psycopg.Error, TimeoutError) as e:
+            await self.pool.close()
+            raise StoreError(f"cannot open the PostgreSQL store: {e}") from e
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.pool.close()
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations under an advisory lock; return the versions applied."""
+        applied = []
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+            self.timescale = await cur.fetchone() is not None
+            cur = await conn.execute("SELECT version FROM schema_migrations")
+            done = {v for (v,) in await cur.fetchall()}
+            for m in migrations("postgres"):
+                if m.version in done:
+                    continue
+                await conn.execute(m.sql.encode())
+                if self.timescale and m.timescale_sql:
+                    await conn.execute(m.timescale_sql.encode())
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name)
+                )
+                applied.append(m.version)
+        return applied
+
+    async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
+        rows = await self._fetch(
+            "SELECT channel_id, last_ts_ns, counter_ts_ns, counter_value FROM channel_state"
+            " WHERE channel_id = ANY(%s)",
+            (list(channel_ids),),
+        )
+        return {c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in rows}
+
+    async def write(self, w: StoreWrite) -> None:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(_STAGE.encode())
+                async with conn.cursor() as cur:
+                    await _copy(cur, "stage_readings", _READING_TYPES, r.reading_rows(w.readings))
+                    await _copy(cur, "stage_buckets", _BUCKET_TYPES, r.bucket_rows(w.buckets))
+                    await cur.execute(_MERGE.encode())
+                    await cur.executemany(_UPSERT_STATE, list(r.state_rows(w.state)))
+                    await cur.executemany(_UPSERT_LATEST, list(r.latest_rows(w.readings)))
+        except psycopg.Error as e:
+            raise StoreError(f"write failed: {e}") from e
+
+    async def latest(self) -> list[Latest]:
+        rows = await self._fetch("SELECT channel_id, ts_ns, value, quality, receive_ts_ns FROM latest", ())
+        return [r.latest(row) for row in rows]
+
+    async def series(self, channel_id: str, start_ns: int, end_ns: int) -> list[Bucket]:
+        return [r.bucket(row) for row in await self._fetch(r.SERIES_SQL, (channel_id, start_ns, end_ns))]
+
+    async def totals(self, channel_ids: Sequence[str], start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+        sql = r.TOTALS_SQL.format(channels=",".join(["%s"] * len(channel_ids)))
+        rows = await self._fetch(sql, (*channel_ids, start_ns, end_ns))
+        return {row[0]: r.total(row) for row in rows}
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(sql.encode(), params)
+                return await cur.fetchall()
+        except psycopg.Error as e:
+            raise StoreError(f"query failed: {e}") from e
+
+
+async def _copy(cur: psycopg.AsyncCursor[Any], table: str, types: list[str], rows: Any) -> None:
+    async with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)".encode()) as copy:
+        copy.set_types(types)
+        for row in rows:
+            await copy.write_row(row)
