@@ -1,24 +1,19 @@
-"""Self-check of the test harness: a real PostgreSQL cluster and a real Kafka broker start."""
+"""Self-check of the test harness: the session's PostgreSQL and Kafka answer."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from pathlib import Path
 
 import psycopg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped, unused-ignore]
-
-from tests.harness.kafka import kafka_broker
-from tests.harness.postgres import postgres_cluster
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
 @pytest.mark.postgres
-def test_postgres_cluster_answers_select_1(tmp_path: Path) -> None:
-    with postgres_cluster(tmp_path) as dsn, psycopg.connect(dsn, connect_timeout=10) as conn:
-        row = conn.execute("select 1").fetchone()
-    assert row == (1,)
+def test_postgres_answers_select_1(pg_dsn: str) -> None:
+    with psycopg.connect(pg_dsn, connect_timeout=10) as conn:
+        assert conn.execute("select 1").fetchone() == (1,)
 
 
 async def _round_trip(bootstrap: str, topic: str) -> bytes:
@@ -29,10 +24,7 @@ async def _round_trip(bootstrap: str, topic: str) -> bytes:
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"harness-{topic}",
-        auto_offset_reset="earliest",
+        topic, bootstrap_servers=bootstrap, group_id=f"harness-{topic}", auto_offset_reset="earliest"
     )
     await consumer.start()
     try:
@@ -44,7 +36,6 @@ async def _round_trip(bootstrap: str, topic: str) -> bytes:
 
 
 @pytest.mark.kafka
-def test_kafka_broker_round_trips_one_message(tmp_path: Path) -> None:
+async def test_kafka_round_trips_one_message(kafka_bootstrap: str) -> None:
     topic = f"harness-{uuid.uuid4().hex[:8]}"
-    with kafka_broker(tmp_path) as bootstrap:
-        assert asyncio.run(_round_trip(bootstrap, topic)) == b"hello plant"
+    assert await _round_trip(kafka_bootstrap, topic) == b"hello plant"
