@@ -35,7 +35,8 @@ def encode(value: float, reg: Register) -> list[int]:
         raw = struct.pack(">f", value)
     else:
         bits = 16 * reg.words
-        n = math.floor(value / reg.scale + 1e-9)
+        q = value / reg.scale
+        n = round(q) if abs(q - round(q)) < 1e-6 else math.floor(q)  # x.99999 is float noise
         unsigned = reg.type in (RegisterType.UINT16, RegisterType.UINT32)
         n = n % (1 << bits) if unsigned else n
         raw = struct.pack(">" + _FORMATS[reg.type], n)

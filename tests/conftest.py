@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from compute.plant import Plant
+from services.config import load_plant
 from tests.harness.kafka import kafka_broker
 from tests.harness.postgres import postgres_cluster
 
@@ -76,3 +78,8 @@ def pg_dsn(pg_cluster: str) -> Iterator[str]:
 @pytest.fixture
 def example_plant_file() -> Path:
     return Path(__file__).resolve().parent.parent / "deploy" / "examples" / "medtech-plant.yaml"
+
+
+@pytest.fixture
+def plant(example_plant_file: Path) -> Plant:
+    return load_plant(example_plant_file)
