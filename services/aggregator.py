@@ -18,7 +18,6 @@ from compute.errors import CodecError, PlantPulseError
 from compute.model import NS_PER_S, ReadingBatch
 from compute.plant import ChannelKind, Plant
 from services.bus import Bus, Message, Subscription
-from services.settings import DLQ_TOPIC, READINGS_TOPIC
 from services.store import Store, StoreWrite
 
 log = logging.getLogger(__name__)
@@ -64,6 +63,7 @@ class Aggregator:
         store: Store,
         *,
         group: str,
+        topic: str = "plantpulse.readings",
         bucket_s: int = 60,
         max_records: int = 2000,
         max_backoff_s: float = 30.0,
@@ -72,6 +72,8 @@ class Aggregator:
         self.bus = bus
         self.store = store
         self.group = group
+        self.topic = topic
+        self.dlq_topic = f"{topic}.dlq"
         self.bucket_ns = bucket_s * NS_PER_S
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
@@ -82,7 +84,7 @@ class Aggregator:
         for r in rejected:
             log.warning("to DLQ %s[%d]@%d: %s", r.message.topic, r.message.partition, r.message.offset, r.reason)
             await self.bus.publish(
-                DLQ_TOPIC,
+                self.dlq_topic,
                 r.message.key or b"",
                 r.message.value,
                 [
@@ -104,8 +106,8 @@ class Aggregator:
 
     async def run(self) -> None:
         """Consume until cancelled."""
-        async with self.bus.subscribe(READINGS_TOPIC, self.group) as sub:
-            log.info("aggregator consuming %s as group %s", READINGS_TOPIC, self.group)
+        async with self.bus.subscribe(self.topic, self.group) as sub:
+            log.info("aggregator consuming %s as group %s", self.topic, self.group)
             backoff_s = 0.5
             while True:
                 try:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
+from collections.abc import Coroutine
+from typing import Any
 from pathlib import Path
 
 from compute.errors import PlantPulseError
@@ -66,6 +70,16 @@ def _load(path: Path) -> Plant:
         raise SystemExit(EXIT_CONFIG) from e
 
 
+async def _until_signalled(coro: Coroutine[Any, Any, None]) -> None:
+    """Run until done or until SIGTERM / SIGINT, which cancel it so resources close cleanly."""
+    task = asyncio.ensure_future(coro)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -85,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "api": lambda: runtime.run_api_process(plant, settings),
     }[args.command]
     try:
-        asyncio.run(run())
+        asyncio.run(_until_signalled(run()))
     except KeyboardInterrupt:
         log.info("stopped")
     except PlantPulseError as e:

@@ -16,7 +16,6 @@ from ingest.modbus_source import ModbusSource
 from ingest.opcua_source import OpcUaSource
 from ingest.source import Source
 from services.bus import Bus
-from services.settings import READINGS_TOPIC
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +35,13 @@ def sources_for(plant: Plant) -> list[Source]:
     return sources
 
 
-async def publish(bus: Bus, batch: ReadingBatch, max_backoff_s: float = 30.0) -> None:
+async def publish(bus: Bus, topic: str, batch: ReadingBatch, max_backoff_s: float = 30.0) -> None:
     """Publish one batch, retrying with backoff while the bus is unavailable."""
     backoff_s = 0.5
     payload = codec.encode(batch)
     while True:
         try:
-            await bus.publish(READINGS_TOPIC, batch.meter_id.encode(), payload)
+            await bus.publish(topic, batch.meter_id.encode(), payload)
             return
         except (PlantPulseError, OSError) as e:
             log.warning("publish of %s failed, retrying in %.1f s: %s", batch.meter_id, backoff_s, e)
@@ -50,15 +49,15 @@ async def publish(bus: Bus, batch: ReadingBatch, max_backoff_s: float = 30.0) ->
             backoff_s = min(2 * backoff_s, max_backoff_s)
 
 
-async def _pump(source: Source, bus: Bus) -> None:
+async def _pump(source: Source, bus: Bus, topic: str) -> None:
     async for batch in source.batches():
-        await publish(bus, batch)
+        await publish(bus, topic, batch)
 
 
-async def run_gateway(plant: Plant, bus: Bus) -> None:
+async def run_gateway(plant: Plant, bus: Bus, topic: str = "plantpulse.readings") -> None:
     """Read every meter of the plant and publish until cancelled."""
     sources = sources_for(plant)
     log.info("gateway reading %d endpoints, %d channels", len(sources), len(plant.channels))
     async with asyncio.TaskGroup() as tg:
         for s in sources:
-            tg.create_task(_pump(s, bus))
+            tg.create_task(_pump(s, bus, topic))

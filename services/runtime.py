@@ -54,7 +54,7 @@ async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
 
 def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggregator:
     return Aggregator(
-        plant, bus, store, group=settings.consumer_group, bucket_s=settings.bucket_s,
+        plant, bus, store, group=settings.consumer_group, topic=settings.readings_topic, bucket_s=settings.bucket_s,
         max_records=settings.poll_max_records,
     )
 
@@ -67,7 +67,7 @@ def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server
 
 async def run_gateway_process(plant: Plant, settings: Settings) -> None:
     async with open_kafka(settings) as bus:
-        await run_gateway(plant, bus)
+        await run_gateway(plant, bus, settings.readings_topic)
 
 
 async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
@@ -102,7 +102,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
         server = api_server(plant, store, settings)
         async with asyncio.TaskGroup() as tg:
             tasks = [
-                tg.create_task(run_gateway(plant, bus)),
+                tg.create_task(run_gateway(plant, bus, settings.readings_topic)),
                 tg.create_task(aggregator(plant, bus, store, settings).run()),
             ]
             base = f"http://{settings.api_host}:{settings.api_port}"

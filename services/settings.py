@@ -7,8 +7,6 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-READINGS_TOPIC = "plantpulse.readings"
-DLQ_TOPIC = "plantpulse.readings.dlq"
 
 
 class Settings(BaseSettings):
@@ -24,12 +22,17 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".plantpulse")
     kafka_bootstrap: str | None = None
     pg_dsn: str | None = None
+    readings_topic: str = "plantpulse.readings"
     consumer_group: str = "plantpulse-aggregator"
     bucket_s: int = Field(default=60, ge=1, le=3600)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     poll_max_records: int = Field(default=2000, ge=1)
     io_timeout_s: float = Field(default=10.0, gt=0)
+
+    @property
+    def dlq_topic(self) -> str:
+        return f"{self.readings_topic}.dlq"
 
     @property
     def sqlite_path(self) -> Path:

@@ -19,16 +19,17 @@ from services.aggregator import Aggregator
 from services.api import create_app
 from services.bus.memory import MemoryBus
 from services.gateway import run_gateway
-from services.settings import READINGS_TOPIC
 from services.store.sqlite import SqliteStore
 from tests.e2e.support import BUCKET_S, assert_totals_match_ground_truth, iso, plant_on_free_ports, window
+
+TOPIC = "plantpulse.readings"
 
 
 async def _drained(bus: MemoryBus, group: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ends = [len(p) for p in bus.partitions(READINGS_TOPIC)]
-        if bus.committed(READINGS_TOPIC, group) == ends:
+        ends = [len(p) for p in bus.partitions(TOPIC)]
+        if bus.committed(TOPIC, group) == ends:
             return
         await asyncio.sleep(0.2)
     raise AssertionError("the aggregator did not catch up")
@@ -69,7 +70,7 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
 
     published = {
         (cid, int(ts))
-        for part in bus.partitions(READINGS_TOPIC)
+        for part in bus.partitions(TOPIC)
         for m in part
         for batch in [codec.decode(m.value)]
         for cid, ts in zip([batch.channel_ids[i] for i in batch.channel_index], batch.ts_ns, strict=True)
