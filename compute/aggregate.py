@@ -90,9 +90,7 @@ def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
         ts_ns=np.concatenate([p[1] for p in parts]).astype(np.int64),
         value=np.concatenate([p[2] for p in parts]).astype(np.float64),
         quality=np.concatenate([p[3] for p in parts]).astype(np.uint8),
-        receive_ts_ns=np.concatenate(
-            [np.full(len(p[1]), p[4], dtype=np.int64) for p in parts]
-        ),
+        receive_ts_ns=np.concatenate([np.full(len(p[1]), p[4], dtype=np.int64) for p in parts]),
     )
 
 
@@ -114,8 +112,11 @@ def _accept(r: Readings, last_ts: npt.NDArray[np.int64]) -> Readings:
 
 
 def _merge(keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]]) -> BucketDeltas:
-    ch, b, n, ng, s, mn, mx, last, last_ts = (np.concatenate(col) for col in zip(*parts, strict=True))
-    key = np.rec.fromarrays([ch, b], names="ch,b")
+    ch, b, n, ng, s, mn, mx, last, last_ts = (
+        np.concatenate(col) for col in zip(*parts, strict=True)
+    )
+    key = np.empty(len(ch), dtype=[("ch", np.int32), ("b", np.int64)])
+    key["ch"], key["b"] = ch, b
     uniq, inv = np.unique(key, return_inverse=True)
     m = len(uniq)
     out_n = np.zeros(m, np.int64)
@@ -160,7 +161,9 @@ def step(
     last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
     r = _accept(_concat(batches, keys), last_ts) if keys else None
     if r is None or len(r.ts_ns) == 0:
-        return StepResult(readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()]), state={})
+        return StepResult(
+            readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()]), state={}
+        )
     is_counter = np.array([specs[k].is_counter for k in keys], dtype=np.bool_)
     modulus = np.array([specs[k].wrap_modulus for k in keys], dtype=np.float64)
     good = r.quality == Quality.GOOD
@@ -176,11 +179,20 @@ def step(
         np.array([s.counter_ts_ns for s in st], dtype=np.int64),
         np.array([s.counter_value for s in st], dtype=np.float64),
     )
-    s_ch, s_b, s_amt = kernels.spread_deltas(r.channel[c_mask], start, r.ts_ns[c_mask], delta, bucket_ns)
+    s_ch, s_b, s_amt = kernels.spread_deltas(
+        r.channel[c_mask], start, r.ts_ns[c_mask], delta, bucket_ns
+    )
     k = len(s_ch)
     spread = (
-        s_ch, s_b, np.zeros(k, np.int64), np.zeros(k, np.int64), s_amt,
-        np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan), np.full(k, NO_TS, np.int64),
+        s_ch,
+        s_b,
+        np.zeros(k, np.int64),
+        np.zeros(k, np.int64),
+        s_amt,
+        np.full(k, np.nan),
+        np.full(k, np.nan),
+        np.full(k, np.nan),
+        np.full(k, NO_TS, np.int64),
     )
     new_last = last_ts.copy()
     np.maximum.at(new_last, r.channel, r.ts_ns)
@@ -203,6 +215,10 @@ def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:
 def _empty_readings(keys: tuple[str, ...]) -> Readings:
     z = np.zeros(0, np.int64)
     return Readings(
-        keys=keys, channel=z.astype(np.int32), ts_ns=z, value=np.zeros(0),
-        quality=z.astype(np.uint8), receive_ts_ns=z,
+        keys=keys,
+        channel=z.astype(np.int32),
+        ts_ns=z,
+        value=np.zeros(0),
+        quality=z.astype(np.uint8),
+        receive_ts_ns=z,
     )

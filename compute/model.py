@@ -53,7 +53,7 @@ class ReadingBatch:
         receive_ts_ns: int,
         rows: list[tuple[str, int, float, Quality]],
     ) -> ReadingBatch:
-        """Build a batch from (channel_id, ts_ns, value, quality) rows, the sources' natural shape."""
+        """Build a batch from (channel_id, ts_ns, value, quality) rows, as sources see them."""
         ids = tuple(dict.fromkeys(r[0] for r in rows))
         position = {cid: i for i, cid in enumerate(ids)}
         return cls(

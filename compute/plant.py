@@ -107,7 +107,7 @@ class Register(_Strict):
 
 
 class SimProfile(_Strict):
-    """How the plant simulator drives a channel: a rate per hour for counters, a level for gauges."""
+    """How the simulator drives a channel: a rate per hour for counters, a level for gauges."""
 
     level: float
     peak: float | None = None
@@ -175,7 +175,11 @@ class ChannelRef:
         """Engineering-unit value at which the counter rolls over to zero (0: never)."""
         reg = self.channel.modbus
         bits = self.channel.wrap_bits
-        if bits is None and reg is not None and reg.type in (RegisterType.UINT16, RegisterType.UINT32):
+        if (
+            bits is None
+            and reg is not None
+            and reg.type in (RegisterType.UINT16, RegisterType.UINT32)
+        ):
             bits = 16 * reg.words
         if bits is None:
             return 0.0
@@ -235,23 +239,42 @@ def _cross_check(model: PlantModel) -> list[ConfigIssue]:
         for j, area in enumerate(site.areas):
             if area.kind is AreaKind.CLEANROOM and area.iso_class is None:
                 issues.append(
-                    ConfigIssue(path=f"sites[{i}].areas[{j}].iso_class", message="a cleanroom needs its ISO class")
+                    ConfigIssue(
+                        path=f"sites[{i}].areas[{j}].iso_class",
+                        message="a cleanroom needs its ISO class",
+                    )
                 )
     for i, m in enumerate(model.meters):
         at = f"meters[{i}]"
         if m.site not in areas:
             issues.append(ConfigIssue(path=f"{at}.site", message=f"unknown site {m.site!r}"))
         elif m.area not in areas[m.site]:
-            issues.append(ConfigIssue(path=f"{at}.area", message=f"unknown area {m.area!r} in site {m.site!r}"))
+            issues.append(
+                ConfigIssue(
+                    path=f"{at}.area", message=f"unknown area {m.area!r} in site {m.site!r}"
+                )
+            )
         meter_sites = {x.id: x.site for x in model.meters}
         if m.parent is not None and meter_sites.get(m.parent) != m.site:
-            issues.append(ConfigIssue(path=f"{at}.parent", message=f"no meter {m.parent!r} in site {m.site!r}"))
+            issues.append(
+                ConfigIssue(
+                    path=f"{at}.parent", message=f"no meter {m.parent!r} in site {m.site!r}"
+                )
+            )
         if m.protocol is Protocol.OPCUA and not m.endpoint.startswith("opc.tcp://"):
-            issues.append(ConfigIssue(path=f"{at}.endpoint", message="an OPC UA endpoint starts with opc.tcp://"))
+            issues.append(
+                ConfigIssue(
+                    path=f"{at}.endpoint", message="an OPC UA endpoint starts with opc.tcp://"
+                )
+            )
         if m.protocol is Protocol.MODBUS_TCP and not _host_port(m.endpoint):
-            issues.append(ConfigIssue(path=f"{at}.endpoint", message="a Modbus TCP endpoint is host:port"))
+            issues.append(
+                ConfigIssue(path=f"{at}.endpoint", message="a Modbus TCP endpoint is host:port")
+            )
         for dup in _duplicates([c.id for c in m.channels]):
-            issues.append(ConfigIssue(path=f"{at}.channels", message=f"duplicate channel id {dup!r}"))
+            issues.append(
+                ConfigIssue(path=f"{at}.channels", message=f"duplicate channel id {dup!r}")
+            )
         for j, c in enumerate(m.channels):
             issues.extend(_check_channel(m.protocol, c, f"{at}.channels[{j}]"))
     return issues
@@ -260,12 +283,21 @@ def _cross_check(model: PlantModel) -> list[ConfigIssue]:
 def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]:
     issues = []
     if protocol is Protocol.OPCUA and not c.node_id:
-        issues.append(ConfigIssue(path=f"{at}.node_id", message="an OPC UA channel needs a node id"))
+        issues.append(
+            ConfigIssue(path=f"{at}.node_id", message="an OPC UA channel needs a node id")
+        )
     if protocol is Protocol.MODBUS_TCP and c.modbus is None:
-        issues.append(ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec"))
-    if c.kind is ChannelKind.COUNTER and c.modbus is not None and c.modbus.type is RegisterType.FLOAT32:
-        if c.wrap_bits is not None:
-            issues.append(ConfigIssue(path=f"{at}.wrap_bits", message="a float32 counter does not wrap"))
+        issues.append(
+            ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec")
+        )
+    if (
+        c.kind is ChannelKind.COUNTER
+        and c.modbus is not None
+        and c.modbus.type is RegisterType.FLOAT32
+    ) and c.wrap_bits is not None:
+        issues.append(
+            ConfigIssue(path=f"{at}.wrap_bits", message="a float32 counter does not wrap")
+        )
     return issues
 
 

@@ -47,7 +47,9 @@ class ModbusSource:
         first = min(s.address for s in specs)
         count = max(s.address + s.words for s in specs) - first
         read = (
-            self.client.read_holding_registers if table == "holding" else self.client.read_input_registers
+            self.client.read_holding_registers
+            if table == "holding"
+            else self.client.read_input_registers
         )
         resp = await read(first, count=count, device_id=meter.unit_id)
         if resp.isError():

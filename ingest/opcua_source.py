@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from asyncua import Client, ua
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.ua.uaerrors import UaError
 
 from compute.model import Quality, ReadingBatch
 from compute.plant import ChannelRef
@@ -93,13 +95,15 @@ class OpcUaSource:
     async def _session(self, out: asyncio.Queue[ReadingBatch]) -> None:
         client = Client(self.endpoint, timeout=self.timeout_s)
         async with client:
-            by_node = {ua.NodeId.from_string(r.channel.node_id or "").to_string(): r for r in self.channels}
+            by_node = {
+                ua.NodeId.from_string(r.channel.node_id or "").to_string(): r for r in self.channels
+            }
             sub = await client.create_subscription(
                 self.publish_interval_s * 1000, _Collector(by_node, out)
             )
             nodes = [client.get_node(n) for n in by_node]
-            results = await sub.subscribe_data_change(
-                nodes, queuesize=100, sampling_interval=self.publish_interval_s * 1000
+            results: list[int | ua.StatusCode] = await sub.subscribe_data_change(
+                nodes, queuesize=100, sampling_interval=ua.Double(self.publish_interval_s * 1000)
             )
             for node, res in zip(nodes, results, strict=True):
                 if isinstance(res, ua.StatusCode):
@@ -118,8 +122,10 @@ class OpcUaSource:
             while True:
                 try:
                     await self._session(out)
-                except (OSError, TimeoutError, ua.UaError, ConnectionError) as e:
-                    log.warning("OPC UA %s: %s; reconnecting in %.1f s", self.endpoint, e, backoff_s)
+                except (OSError, TimeoutError, UaError, ConnectionError) as e:
+                    log.warning(
+                        "OPC UA %s: %s; reconnecting in %.1f s", self.endpoint, e, backoff_s
+                    )
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(backoff_s * 2, self.max_backoff_s)
 

@@ -15,6 +15,6 @@ class Source(Protocol):
 
 
 def opcua_quality(status_code_value: int) -> Quality:
-    """Map an OPC UA StatusCode to a quality by its severity bits (Good 00, Uncertain 01, Bad 10)."""
+    """Map an OPC UA StatusCode to a quality by severity bits (Good 00, Uncertain 01, Bad 10)."""
     severity = (status_code_value >> 30) & 0b11
     return {0: Quality.GOOD, 1: Quality.UNCERTAIN}.get(severity, Quality.BAD)

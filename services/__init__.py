@@ -1,1 +1,4 @@
-"""Runtime: settings, bus, store, gateway, aggregator, API and CLI. The only code that reads the environment."""
+"""Runtime: settings, bus, store, gateway, aggregator, API and CLI.
+
+The only code that reads the environment.
+"""

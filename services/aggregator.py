@@ -31,7 +31,9 @@ class Rejected:
 
 def channel_specs(plant: Plant) -> dict[str, ChannelSpec]:
     return {
-        k: ChannelSpec(is_counter=r.channel.kind is ChannelKind.COUNTER, wrap_modulus=r.wrap_modulus)
+        k: ChannelSpec(
+            is_counter=r.channel.kind is ChannelKind.COUNTER, wrap_modulus=r.wrap_modulus
+        )
         for k, r in plant.channels.items()
     }
 
@@ -49,7 +51,11 @@ def decode_all(
             continue
         unknown = [c for c in batch.channel_ids if c not in known]
         if unknown:
-            bad.append(Rejected(message=m, reason=f"unknown channels {unknown} from meter {batch.meter_id!r}"))
+            bad.append(
+                Rejected(
+                    message=m, reason=f"unknown channels {unknown} from meter {batch.meter_id!r}"
+                )
+            )
         else:
             good.append(batch)
     return good, bad
@@ -82,21 +88,32 @@ class Aggregator:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
         batches, rejected = decode_all(messages, self.specs)
         for r in rejected:
-            log.warning("to DLQ %s[%d]@%d: %s", r.message.topic, r.message.partition, r.message.offset, r.reason)
+            log.warning(
+                "to DLQ %s[%d]@%d: %s",
+                r.message.topic,
+                r.message.partition,
+                r.message.offset,
+                r.reason,
+            )
             await self.bus.publish(
                 self.dlq_topic,
                 r.message.key or b"",
                 r.message.value,
                 [
                     ("reason", r.reason.encode()),
-                    ("source", f"{r.message.topic}/{r.message.partition}/{r.message.offset}".encode()),
+                    (
+                        "source",
+                        f"{r.message.topic}/{r.message.partition}/{r.message.offset}".encode(),
+                    ),
                 ],
             )
         if batches:
             keys = sorted({c for b in batches for c in b.channel_ids})
             state = await self.store.load_state(keys)
             result = step(batches, self.specs, state, self.bucket_ns)
-            await self.store.write(StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state))
+            await self.store.write(
+                StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state)
+            )
 
     async def _cycle(self, sub: Subscription) -> None:
         messages = await sub.poll(self.max_records, timeout_s=1.0)
@@ -114,7 +131,11 @@ class Aggregator:
                     await self._cycle(sub)
                     backoff_s = 0.5
                 except (PlantPulseError, OSError) as e:
-                    log.error("aggregation failed, retrying in %.1f s from the last commit: %s", backoff_s, e)
+                    log.error(
+                        "aggregation failed, retrying in %.1f s from the last commit: %s",
+                        backoff_s,
+                        e,
+                    )
                     await asyncio.sleep(backoff_s)
                     backoff_s = min(2 * backoff_s, self.max_backoff_s)
                     await sub.rewind()

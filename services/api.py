@@ -88,7 +88,9 @@ def _bound_ns(name: str, value: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int)
     return ts_ns
 
 
-def _range(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) -> tuple[int, int]:
+def _range(
+    start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int
+) -> tuple[int, int]:
     a, b = _bound_ns("start", start, tz, bucket_ns), _bound_ns("end", end, tz, bucket_ns)
     if b <= a:
         raise HTTPException(422, "end must be after start")
@@ -97,7 +99,11 @@ def _range(start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int
 
 def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
     """Build the API over a plant model and a store."""
-    app = FastAPI(title="plantpulse", version="0.1.0", description="Plant energy, water and cleanroom telemetry")
+    app = FastAPI(
+        title="plantpulse",
+        version="0.1.0",
+        description="Plant energy, water and cleanroom telemetry",
+    )
     bucket_ns = bucket_s * NS_PER_S
     zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in plant.sites}
 
@@ -125,8 +131,13 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
             x = latest.get(key)
             out.append(
                 LiveValue(
-                    channel_id=key, site=ref.site.id, area=ref.area.id, meter=ref.meter.id,
-                    utility=ref.channel.utility, kind=ref.channel.kind, unit=ref.channel.unit,
+                    channel_id=key,
+                    site=ref.site.id,
+                    area=ref.area.id,
+                    meter=ref.meter.id,
+                    utility=ref.channel.utility,
+                    kind=ref.channel.kind,
+                    unit=ref.channel.unit,
                     value=None if x is None or math.isnan(x.value) else x.value,
                     quality="missing" if x is None else Quality(x.quality).name.lower(),
                     ts=None if x is None else _iso(x.ts_ns, zones[ref.site.id]),
@@ -144,9 +155,13 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
         counter = ref.channel.kind is ChannelKind.COUNTER
         return [
             SeriesPoint(
-                start=_iso(x.bucket_start_ns, tz), samples=x.n, samples_good=x.n_good,
+                start=_iso(x.bucket_start_ns, tz),
+                samples=x.n,
+                samples_good=x.n_good,
                 value=x.sum if counter else (x.sum / x.n_good if x.n_good else None),
-                min=x.min, max=x.max, last=x.last,
+                min=x.min,
+                max=x.max,
+                last=x.last,
             )
             for x in await store.series(channel_id, a, b)
         ]
@@ -157,13 +172,15 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
         start: Annotated[datetime, Query(description="inclusive; ISO 8601, naive = site time")],
         end: Annotated[datetime, Query(description="exclusive; ISO 8601, naive = site time")],
     ) -> Totals:
-        """Consumption per utility (meters without a parent) and per counter channel over [start, end)."""
+        """Consumption per utility (meters without a parent) and per counter over [start, end)."""
         if site not in zones:
             raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
         tz = zones[site]
         a, b = _range(start, end, tz, bucket_ns)
         refs = [
-            r for r in plant.channels.values() if r.site.id == site and r.channel.kind is ChannelKind.COUNTER
+            r
+            for r in plant.channels.values()
+            if r.site.id == site and r.channel.kind is ChannelKind.COUNTER
         ]
         sums = await store.totals([r.key for r in refs], a, b)
         channels = []
@@ -173,14 +190,25 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
             good = t.n_good if t else 0
             channels.append(
                 ChannelTotalOut(
-                    channel_id=r.key, meter=r.meter.id, area=r.area.id, utility=r.channel.utility,
-                    unit=r.channel.unit, total=t.sum if t else 0.0, samples=t.n if t else 0,
-                    samples_good=good, samples_expected=expected, coverage=min(1.0, good / expected),
+                    channel_id=r.key,
+                    meter=r.meter.id,
+                    area=r.area.id,
+                    utility=r.channel.utility,
+                    unit=r.channel.unit,
+                    total=t.sum if t else 0.0,
+                    samples=t.n if t else 0,
+                    samples_good=good,
+                    samples_expected=expected,
+                    coverage=min(1.0, good / expected),
                 )
             )
         return Totals(
-            site=site, timezone=tz.key, start=_iso(a, tz), end=_iso(b, tz),
-            utilities=_by_utility(channels, {r.key: r for r in refs}), channels=channels,
+            site=site,
+            timezone=tz.key,
+            start=_iso(a, tz),
+            end=_iso(b, tz),
+            utilities=_by_utility(channels, {r.key: r for r in refs}),
+            channels=channels,
         )
 
     return app
@@ -197,10 +225,13 @@ def _by_utility(channels: list[ChannelTotalOut], refs: dict[str, ChannelRef]) ->
         expected = sum(c.samples_expected for c in cs)
         out.append(
             UtilityTotal(
-                utility=utility, unit=unit, total=sum(c.total for c in cs), channels=[c.channel_id for c in cs],
-                samples_good=good, samples_expected=expected, coverage=min(1.0, good / expected),
+                utility=utility,
+                unit=unit,
+                total=sum(c.total for c in cs),
+                channels=[c.channel_id for c in cs],
+                samples_good=good,
+                samples_expected=expected,
+                coverage=min(1.0, good / expected),
             )
         )
     return out
-
-

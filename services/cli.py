@@ -8,9 +8,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from compute.errors import PlantPulseError
 from compute.plant import Plant, PlantConfigError
@@ -23,11 +23,17 @@ log = logging.getLogger("plantpulse")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plantpulse", description="Plant energy, water and cleanroom telemetry")
+    p = argparse.ArgumentParser(
+        prog="plantpulse", description="Plant energy, water and cleanroom telemetry"
+    )
     sub = p.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check-config", help="validate a plant file; exit 2 naming every bad path")
+    check = sub.add_parser(
+        "check-config", help="validate a plant file; exit 2 naming every bad path"
+    )
     check.add_argument("file", type=Path)
-    demo = sub.add_parser("demo", help="run the simulated plant and the whole pipeline in one process")
+    demo = sub.add_parser(
+        "demo", help="run the simulated plant and the whole pipeline in one process"
+    )
     demo.add_argument("--data-dir", type=Path, default=Path(".plantpulse"))
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
@@ -82,17 +88,21 @@ async def _until_signalled(coro: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     for noisy in ("asyncua", "pymodbus", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command == "check-config":
         plant = _load(args.file)
-        print(f"{args.file}: ok, {len(plant.sites)} site(s), {len(plant.meters)} meters, "
-              f"{len(plant.channels)} channels")
+        print(
+            f"{args.file}: ok, {len(plant.sites)} site(s), {len(plant.meters)} meters, "
+            f"{len(plant.channels)} channels"
+        )
         return 0
     settings = _settings(args)
     plant = _load(settings.config)
-    run = {
+    run: Callable[[], Coroutine[Any, Any, None]] = {
         "demo": lambda: runtime.run_demo(plant, settings, seed=args.seed),
         "gateway": lambda: runtime.run_gateway_process(plant, settings),
         "aggregator": lambda: runtime.run_aggregator_process(plant, settings),

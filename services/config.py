@@ -14,7 +14,9 @@ def load_plant(path: Path) -> Plant:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        raise PlantConfigError([ConfigIssue(path=str(path), message=f"cannot read: {e.strerror}")]) from e
+        raise PlantConfigError(
+            [ConfigIssue(path=str(path), message=f"cannot read: {e.strerror}")]
+        ) from e
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:

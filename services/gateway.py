@@ -44,7 +44,9 @@ async def publish(bus: Bus, topic: str, batch: ReadingBatch, max_backoff_s: floa
             await bus.publish(topic, batch.meter_id.encode(), payload)
             return
         except (PlantPulseError, OSError) as e:
-            log.warning("publish of %s failed, retrying in %.1f s: %s", batch.meter_id, backoff_s, e)
+            log.warning(
+                "publish of %s failed, retrying in %.1f s: %s", batch.meter_id, backoff_s, e
+            )
             await asyncio.sleep(backoff_s)
             backoff_s = min(2 * backoff_s, max_backoff_s)
 

@@ -47,21 +47,30 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
 @contextlib.asynccontextmanager
 async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
     if not settings.kafka_bootstrap:
-        raise SettingsError("PT_KAFKA_BOOTSTRAP is required: this process talks to the others through Kafka")
+        raise SettingsError(
+            "PT_KAFKA_BOOTSTRAP is required: this process talks to the others through Kafka"
+        )
     async with KafkaBus(settings.kafka_bootstrap, timeout_s=settings.io_timeout_s) as bus:
         yield bus
 
 
 def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggregator:
     return Aggregator(
-        plant, bus, store, group=settings.consumer_group, topic=settings.readings_topic, bucket_s=settings.bucket_s,
+        plant,
+        bus,
+        store,
+        group=settings.consumer_group,
+        topic=settings.readings_topic,
+        bucket_s=settings.bucket_s,
         max_records=settings.poll_max_records,
     )
 
 
 def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server:
     app = create_app(plant, store, bucket_s=settings.bucket_s)
-    config = uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="warning"
+    )
     return uvicorn.Server(config)
 
 
@@ -108,10 +117,16 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
             base = f"http://{settings.api_host}:{settings.api_port}"
             log.info(
                 "plantpulse demo: %d meters, %d channels; data in %s\n"
-                "  dashboard API  %s/v1/live\n  totals         %s/v1/sites/%s/totals?start=...&end=...\n"
+                "  live values    %s/v1/live\n"
+                "  totals         %s/v1/sites/%s/totals?start=...&end=...\n"
                 "  OpenAPI docs   %s/docs\n  Ctrl-C stops it; the data stays for the next run.",
-                len(plant.meters), len(plant.channels), settings.data_dir.resolve(), base, base,
-                plant.sites[0].id, base,
+                len(plant.meters),
+                len(plant.channels),
+                settings.data_dir.resolve(),
+                base,
+                base,
+                plant.sites[0].id,
+                base,
             )
             await server.serve()
             for t in tasks:

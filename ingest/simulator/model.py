@@ -30,28 +30,32 @@ def _splitmix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
 
 def _uniform(seed: int, key: str, ticks: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
     """Deterministic noise in [-1, 1) per (seed, channel, tick)."""
-    salt = int.from_bytes(hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "little")
+    salt = int.from_bytes(
+        hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest(), "little"
+    )
     z = _splitmix(ticks.astype(np.uint64) ^ np.uint64(salt))
     return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53) * 2.0 - 1.0
 
 
+def _offset_s(t_ns: int, tz: zoneinfo.ZoneInfo) -> int:
+    offset = datetime.fromtimestamp(t_ns // NS_PER_S, UTC).astimezone(tz).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
 def load_shape(ts_ns: npt.NDArray[np.int64], tz: zoneinfo.ZoneInfo) -> npt.NDArray[np.float64]:
     """Share of peak load in [0, 1]: a working day 08-18 with ramps, a quarter of it at weekends."""
-    offsets = {
-        int(t): int((datetime.fromtimestamp(int(t) / NS_PER_S, UTC).astimezone(tz).utcoffset() or 0).total_seconds())
-        for t in (ts_ns[0], ts_ns[-1])
-    } if len(ts_ns) else {0: 0}
-    if len(set(offsets.values())) == 1:
-        local_s = ts_ns // NS_PER_S + next(iter(offsets.values()))
+    if len(ts_ns) == 0:
+        return np.zeros(0)
+    first, last = _offset_s(int(ts_ns[0]), tz), _offset_s(int(ts_ns[-1]), tz)
+    if first == last:
+        local_s = ts_ns // NS_PER_S + first
     else:  # a DST change inside the span: look each instant up
-        local_s = np.array(
-            [t // NS_PER_S + int((datetime.fromtimestamp(int(t) // NS_PER_S, UTC).astimezone(tz).utcoffset()
-                                  or 0).total_seconds()) for t in ts_ns]
-        )
+        local_s = np.array([t // NS_PER_S + _offset_s(int(t), tz) for t in ts_ns], dtype=np.int64)
     hour = (local_s % 86400) / 3600.0
     weekday = ((local_s // 86400) + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
     day = np.clip(np.minimum((hour - 6.0) / 2.0, (20.0 - hour) / 2.0), 0.0, 1.0)
-    return np.where(weekday >= 5, 0.25 * day, day)
+    shape: npt.NDArray[np.float64] = np.where(weekday >= 5, 0.25 * day, day)
+    return shape
 
 
 class PlantSimulator:
@@ -74,14 +78,20 @@ class PlantSimulator:
     def _level(self, key: str, ticks: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         ref, p = self._profile(key)
         peak = p.level if p.peak is None else p.peak
-        base = p.level + (peak - p.level) * load_shape(ticks * self.tick_ns, self._zones[ref.site.id])
+        base = p.level + (peak - p.level) * load_shape(
+            ticks * self.tick_ns, self._zones[ref.site.id]
+        )
         u = _uniform(self.seed, key, ticks)
-        if ref.channel.kind is ChannelKind.COUNTER:
-            return np.maximum(base * (1.0 + p.noise * u), 0.0)
-        return np.maximum(base + p.noise * u * np.sqrt(3.0), 0.0)
+        noisy = (
+            base * (1.0 + p.noise * u)
+            if ref.channel.kind is ChannelKind.COUNTER
+            else base + p.noise * u
+        )
+        level: npt.NDArray[np.float64] = np.maximum(noisy, 0.0)
+        return level
 
     def advance(self, key: str, a_ns: int, b_ns: int) -> float:
-        """Exact amount a counter channel advanced over [a_ns, b_ns) (rate per hour, piecewise constant)."""
+        """Exact amount a counter advanced over [a_ns, b_ns); its rate is constant per tick."""
         if b_ns <= a_ns:
             return 0.0
         ticks = np.arange(a_ns // self.tick_ns, (b_ns - 1) // self.tick_ns + 1, dtype=np.int64)

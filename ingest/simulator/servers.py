@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from functools import partial
 
-from asyncua import Server, ua
+from asyncua import ua
+from asyncua.server.server import Server
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
@@ -55,7 +56,7 @@ async def _serve_opcua(sim: PlantSimulator, endpoint: str, meters: list[Meter]) 
         log.info("OPC UA simulator serving %d variables on %s (ns=%d)", len(refs), endpoint, idx)
         while True:
             t_ns = (time.time_ns() // sim.tick_ns) * sim.tick_ns
-            stamp = datetime.fromtimestamp(t_ns / NS_PER_S, UTC)
+            stamp = ua.DateTime.fromtimestamp(t_ns / NS_PER_S, UTC)
             for ref, node_id in refs:
                 dv = ua.DataValue(
                     ua.Variant(sim.value(ref.key, t_ns), ua.VariantType.Double),
@@ -102,11 +103,13 @@ def _device(sim: PlantSimulator, meter: Meter) -> SimDevice:
 async def _serve_modbus(sim: PlantSimulator, endpoint: str, meters: list[Meter]) -> None:
     host, _, port = endpoint.rpartition(":")
     server = ModbusTcpServer([_device(sim, m) for m in meters], address=(host, int(port)))
-    log.info("Modbus TCP simulator serving unit ids %s on %s", [m.unit_id for m in meters], endpoint)
+    log.info(
+        "Modbus TCP simulator serving unit ids %s on %s", [m.unit_id for m in meters], endpoint
+    )
     try:
         await server.serve_forever()
     finally:
-        await server.shutdown()
+        await server.shutdown()  # type: ignore[no-untyped-call]
 
 
 def _endpoints(sim: PlantSimulator) -> list[str]:

@@ -28,7 +28,9 @@ class _Sub:
 
     async def poll(self, max_records: int, timeout_s: float) -> list[Message]:
         try:
-            got = await self.consumer.getmany(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+            got = await self.consumer.getmany(
+                timeout_ms=int(timeout_s * 1000), max_records=max_records
+            )
         except KafkaError as e:
             raise BusError(f"consume failed: {e}") from e
         return [
@@ -63,7 +65,9 @@ class _Sub:
 
 
 class KafkaBus:
-    def __init__(self, bootstrap: str, *, client_id: str = "plantpulse", timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str = "plantpulse", timeout_s: float = 10.0
+    ) -> None:
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.timeout_ms = int(timeout_s * 1000)

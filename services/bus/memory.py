@@ -65,7 +65,14 @@ class MemoryBus:
         p = zlib.crc32(key) % self.n_partitions
         log = self.partitions(topic)[p]
         log.append(
-            Message(topic=topic, partition=p, offset=len(log), key=key, value=value, headers=tuple(headers))
+            Message(
+                topic=topic,
+                partition=p,
+                offset=len(log),
+                key=key,
+                value=value,
+                headers=tuple(headers),
+            )
         )
         async with self.changed:
             self.changed.notify_all()

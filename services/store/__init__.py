@@ -63,8 +63,8 @@ class Store(Protocol):
         """Base buckets of one channel with start in [start_ns, end_ns), oldest first."""
         ...
 
-    async def totals(self, channel_ids: Sequence[str], start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+    async def totals(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
         """Sums over base buckets with start in [start_ns, end_ns), per channel that has any."""
         ...
-
-

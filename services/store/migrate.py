@@ -18,9 +18,11 @@ class Migration:
 
 
 def migrations(dialect: str) -> list[Migration]:
-    """The dialect's migrations in version order; `timescale_sql` is the optional TimescaleDB part."""
+    """The dialect's migrations in order; `timescale_sql` is the optional TimescaleDB part."""
     folder = resources.files("services.store") / "migrations" / dialect
-    files = {f.name: f.read_text(encoding="utf-8") for f in folder.iterdir() if f.name.endswith(".sql")}
+    files = {
+        f.name: f.read_text(encoding="utf-8") for f in folder.iterdir() if f.name.endswith(".sql")
+    }
     out = []
     for name, sql in sorted(files.items()):
         m = _NAME.match(name)

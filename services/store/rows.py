@@ -12,7 +12,8 @@ from services.store import Bucket, ChannelTotal, Latest
 
 SERIES_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last FROM buckets"
-    " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s ORDER BY bucket_start_ns"
+    " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+    " ORDER BY bucket_start_ns"
 )
 TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*) FROM buckets"
@@ -28,7 +29,11 @@ def _f(x: float) -> float | None:
 def reading_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]]:
     keys = r.keys
     for c, t, v, q, rt in zip(
-        r.channel.tolist(), r.ts_ns.tolist(), r.value.tolist(), r.quality.tolist(), r.receive_ts_ns.tolist(),
+        r.channel.tolist(),
+        r.ts_ns.tolist(),
+        r.value.tolist(),
+        r.quality.tolist(),
+        r.receive_ts_ns.tolist(),
         strict=True,
     ):
         yield keys[c], t, _f(v), q, rt
@@ -41,15 +46,26 @@ def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]
     last = np.flatnonzero(np.append(r.channel[1:] != r.channel[:-1], True))
     for i in last.tolist():
         yield (
-            r.keys[int(r.channel[i])], int(r.ts_ns[i]), _f(float(r.value[i])), int(r.quality[i]),
+            r.keys[int(r.channel[i])],
+            int(r.ts_ns[i]),
+            _f(float(r.value[i])),
+            int(r.quality[i]),
             int(r.receive_ts_ns[i]),
         )
 
 
 def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
     for c, s, n, ng, sm, mn, mx, la, lt in zip(
-        b.channel.tolist(), b.bucket_start_ns.tolist(), b.n.tolist(), b.n_good.tolist(), b.sum.tolist(),
-        b.min.tolist(), b.max.tolist(), b.last.tolist(), b.last_ts_ns.tolist(), strict=True,
+        b.channel.tolist(),
+        b.bucket_start_ns.tolist(),
+        b.n.tolist(),
+        b.n_good.tolist(),
+        b.sum.tolist(),
+        b.min.tolist(),
+        b.max.tolist(),
+        b.last.tolist(),
+        b.last_ts_ns.tolist(),
+        strict=True,
     ):
         yield b.keys[c], s, n, ng, sm, _f(mn), _f(mx), _f(la), (lt if _f(la) is not None else None)
 
@@ -61,7 +77,13 @@ def state_rows(state: dict[str, ChannelState]) -> Iterator[tuple[str, int, int, 
 
 def latest(row: Any) -> Latest:
     c, t, v, q, rt = row
-    return Latest(channel_id=c, ts_ns=t, value=v if v is not None else float("nan"), quality=q, receive_ts_ns=rt)
+    return Latest(
+        channel_id=c,
+        ts_ns=t,
+        value=v if v is not None else float("nan"),
+        quality=q,
+        receive_ts_ns=rt,
+    )
 
 
 def bucket(row: Any) -> Bucket:

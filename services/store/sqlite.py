@@ -88,7 +88,10 @@ class SqliteStore:
                 f" WHERE channel_id IN ({marks})",
                 list(channel_ids),
             )
-            return {c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in cur}
+            return {
+                c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v)
+                for c, a, b, v in cur
+            }
 
         return await self._run(q)
 
@@ -97,7 +100,8 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(
-                    "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)", r.reading_rows(w.readings)
+                    "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)",
+                    r.reading_rows(w.readings),
                 )
                 db.executemany(_UPSERT_BUCKET, r.bucket_rows(w.buckets))
                 db.executemany(_UPSERT_STATE, r.state_rows(w.state))
@@ -123,11 +127,14 @@ class SqliteStore:
 
         return await self._run(q)
 
-    async def totals(self, channel_ids: Sequence[str], start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+    async def totals(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
         def q(db: sqlite3.Connection) -> dict[str, ChannelTotal]:
             marks = ",".join("?" * len(channel_ids))
             cur = db.execute(
-                r.TOTALS_SQL.format(channels=marks).replace("%s", "?"), (*channel_ids, start_ns, end_ns)
+                r.TOTALS_SQL.format(channels=marks).replace("%s", "?"),
+                (*channel_ids, start_ns, end_ns),
             )
             return {row[0]: r.total(row) for row in cur}
 
@@ -135,8 +142,11 @@ class SqliteStore:
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-               " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+        " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
+    )
     done = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
     for m in migrations("sqlite"):
         if m.version in done:
@@ -146,7 +156,9 @@ def _migrate(db: sqlite3.Connection) -> None:
             for stmt in m.sql.split(";\n"):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (m.version, m.name))
+            db.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (m.version, m.name)
+            )
         except BaseException:
             db.execute("ROLLBACK")
             raise

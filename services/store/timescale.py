@@ -38,12 +38,14 @@ ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
     last_ts_ns = GREATEST(b.last_ts_ns, excluded.last_ts_ns);
 """
 _UPSERT_STATE = """
-INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value) VALUES (%s, %s, %s, %s)
+INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value)
+VALUES (%s, %s, %s, %s)
 ON CONFLICT (channel_id) DO UPDATE SET last_ts_ns = excluded.last_ts_ns,
     counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value
 """
 _UPSERT_LATEST = """
-INSERT INTO latest AS l (channel_id, ts_ns, value, quality, receive_ts_ns) VALUES (%s, %s, %s, %s, %s)
+INSERT INTO latest AS l (channel_id, ts_ns, value, quality, receive_ts_ns)
+VALUES (%s, %s, %s, %s, %s)
 ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.value,
     quality = excluded.quality, receive_ts_ns = excluded.receive_ts_ns
 WHERE excluded.ts_ns > l.ts_ns
@@ -90,10 +92,13 @@ class TimescaleStore:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
             await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (version int PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            cur = await conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
+            cur = await conn.execute(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+            )
             self.timescale = await cur.fetchone() is not None
             cur = await conn.execute("SELECT version FROM schema_migrations")
             done = {v for (v,) in await cur.fetchall()}
@@ -104,7 +109,8 @@ class TimescaleStore:
                 if self.timescale and m.timescale_sql:
                     await conn.execute(m.timescale_sql.encode())
                 await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (m.version, m.name)
+                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                    (m.version, m.name),
                 )
                 applied.append(m.version)
         return applied
@@ -115,7 +121,9 @@ class TimescaleStore:
             " WHERE channel_id = ANY(%s)",
             (list(channel_ids),),
         )
-        return {c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in rows}
+        return {
+            c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in rows
+        }
 
     async def write(self, w: StoreWrite) -> None:
         try:
@@ -131,13 +139,19 @@ class TimescaleStore:
             raise StoreError(f"write failed: {e}") from e
 
     async def latest(self) -> list[Latest]:
-        rows = await self._fetch("SELECT channel_id, ts_ns, value, quality, receive_ts_ns FROM latest", ())
+        rows = await self._fetch(
+            "SELECT channel_id, ts_ns, value, quality, receive_ts_ns FROM latest", ()
+        )
         return [r.latest(row) for row in rows]
 
     async def series(self, channel_id: str, start_ns: int, end_ns: int) -> list[Bucket]:
-        return [r.bucket(row) for row in await self._fetch(r.SERIES_SQL, (channel_id, start_ns, end_ns))]
+        return [
+            r.bucket(row) for row in await self._fetch(r.SERIES_SQL, (channel_id, start_ns, end_ns))
+        ]
 
-    async def totals(self, channel_ids: Sequence[str], start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+    async def totals(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
         sql = r.TOTALS_SQL.format(channels=",".join(["%s"] * len(channel_ids)))
         rows = await self._fetch(sql, (*channel_ids, start_ns, end_ns))
         return {row[0]: r.total(row) for row in rows}

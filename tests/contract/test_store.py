@@ -40,7 +40,9 @@ async def _apply(store: Store, batch: ReadingBatch) -> None:
 async def test_buckets_accumulate_across_writes(store: Store) -> None:
     g = Quality.GOOD
     await _apply(store, _batch([("m.energy", 0, 100.0, g), ("m.energy", 30 * NS_PER_S, 101.0, g)]))
-    await _apply(store, _batch([("m.energy", 90 * NS_PER_S, 104.0, g), ("m.temp", 95 * NS_PER_S, 20.0, g)]))
+    await _apply(
+        store, _batch([("m.energy", 90 * NS_PER_S, 104.0, g), ("m.temp", 95 * NS_PER_S, 20.0, g)])
+    )
     totals = await store.totals(["m.energy", "m.temp"], 0, 2 * MIN)
     assert totals["m.energy"].sum == pytest.approx(4.0)
     assert totals["m.energy"].n == 3 and totals["m.energy"].buckets == 2
@@ -50,7 +52,9 @@ async def test_buckets_accumulate_across_writes(store: Store) -> None:
 
 
 async def test_a_replayed_write_changes_nothing(store: Store) -> None:
-    batch = _batch([("m.energy", 0, 100.0, Quality.GOOD), ("m.energy", 10 * NS_PER_S, 100.5, Quality.GOOD)])
+    batch = _batch(
+        [("m.energy", 0, 100.0, Quality.GOOD), ("m.energy", 10 * NS_PER_S, 100.5, Quality.GOOD)]
+    )
     await _apply(store, batch)
     await _apply(store, batch)  # redelivered after a crash before the bus commit
     assert (await store.totals(["m.energy"], 0, MIN))["m.energy"].sum == pytest.approx(0.5)
@@ -74,7 +78,9 @@ async def test_latest_keeps_the_newest_reading_with_quality(store: Store) -> Non
 
 async def test_gauge_buckets_keep_good_sample_statistics(store: Store) -> None:
     g, b = Quality.GOOD, Quality.BAD
-    await _apply(store, _batch([("m.temp", 1, 20.0, g), ("m.temp", 2, 99.0, b), ("m.temp", 3, 22.0, g)]))
+    await _apply(
+        store, _batch([("m.temp", 1, 20.0, g), ("m.temp", 2, 99.0, b), ("m.temp", 3, 22.0, g)])
+    )
     (bucket,) = await store.series("m.temp", 0, MIN)
     assert (bucket.n, bucket.n_good, bucket.sum, bucket.min, bucket.max) == (3, 2, 42.0, 20.0, 22.0)
 

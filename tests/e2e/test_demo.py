@@ -18,7 +18,10 @@ from tests.e2e.support import free_port, plant_on_free_ports
 
 def _electricity_today(base: str) -> float:
     today = date.today()
-    params = {"start": f"{today - timedelta(days=1)}T00:00", "end": f"{today + timedelta(days=2)}T00:00"}
+    params = {
+        "start": f"{today - timedelta(days=1)}T00:00",
+        "end": f"{today + timedelta(days=2)}T00:00",
+    }
     r = httpx.get(f"{base}/v1/sites/suzhou/totals", params=params, timeout=10)
     r.raise_for_status()
     (elec,) = [u for u in r.json()["utilities"] if u["utility"] == "electricity"]
@@ -40,9 +43,20 @@ def _wait(predicate: object, timeout_s: float, what: str) -> None:
 
 def _start(plant_file: Path, data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "demo", "--config", str(plant_file), "--port", str(port),
-         "--data-dir", str(data_dir)],
-        stdout=log.open("ab"), stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "demo",
+            "--config",
+            str(plant_file),
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
     )
 
 
@@ -68,7 +82,11 @@ def test_demo_serves_keeps_its_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert f"{base}/v1/live" in banner and "/docs" in banner
 
         demo = _start(plant_file, data_dir, port, log)
-        _wait(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, 120, "/healthz again")
+        _wait(
+            lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200,
+            120,
+            "/healthz again",
+        )
         assert _electricity_today(base) >= before_stop > 0
     finally:
         if demo.poll() is None:

@@ -20,7 +20,13 @@ from services.api import create_app
 from services.bus.memory import MemoryBus
 from services.gateway import run_gateway
 from services.store.sqlite import SqliteStore
-from tests.e2e.support import BUCKET_S, assert_totals_match_ground_truth, iso, plant_on_free_ports, window
+from tests.e2e.support import (
+    BUCKET_S,
+    assert_totals_match_ground_truth,
+    iso,
+    plant_on_free_ports,
+    window,
+)
 
 TOPIC = "plantpulse.readings"
 
@@ -40,8 +46,11 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
     sim = PlantSimulator(plant, seed=11, start_ns=time.time_ns())
     db = tmp_path / "store.sqlite3"
     async with serve(sim), MemoryBus() as bus, SqliteStore(db) as store:
+
         def aggregator() -> asyncio.Task[None]:
-            return asyncio.create_task(Aggregator(plant, bus, store, group="agg", bucket_s=BUCKET_S).run())
+            return asyncio.create_task(
+                Aggregator(plant, bus, store, group="agg", bucket_s=BUCKET_S).run()
+            )
 
         started_ns = time.time_ns()
         gateway = asyncio.create_task(run_gateway(plant, bus))
@@ -58,8 +67,12 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
 
         a, b = window(started_ns, stopped_ns)
         app = create_app(plant, store, bucket_s=BUCKET_S)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
-            totals = (await api.get("/v1/sites/suzhou/totals", params={"start": iso(a), "end": iso(b)})).json()
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as api:
+            totals = (
+                await api.get("/v1/sites/suzhou/totals", params={"start": iso(a), "end": iso(b)})
+            ).json()
             live = (await api.get("/v1/live")).json()
 
     assert_totals_match_ground_truth(plant, sim, totals, a, b)
@@ -73,7 +86,9 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
         for part in bus.partitions(TOPIC)
         for m in part
         for batch in [codec.decode(m.value)]
-        for cid, ts in zip([batch.channel_ids[i] for i in batch.channel_index], batch.ts_ns, strict=True)
+        for cid, ts in zip(
+            [batch.channel_ids[i] for i in batch.channel_index], batch.ts_ns, strict=True
+        )
     }
     with sqlite3.connect(db) as conn:
         stored = set(conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall())

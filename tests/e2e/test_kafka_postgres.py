@@ -23,7 +23,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from compute import codec
 from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
-from tests.e2e.support import BUCKET_S, assert_totals_match_ground_truth, free_port, iso, plant_on_free_ports, window
+from tests.e2e.support import (
+    BUCKET_S,
+    assert_totals_match_ground_truth,
+    free_port,
+    iso,
+    plant_on_free_ports,
+    window,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -39,7 +46,10 @@ class Procs:
     def start(self, *args: str) -> subprocess.Popen[bytes]:
         log = (self.logs / f"{args[0]}-{len(self.running)}.log").open("wb")
         p = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.running.append(p)
         return p
@@ -79,8 +89,11 @@ def procs(tmp_path: Path, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Procs]:
 async def _topic_readings(bootstrap: str, topic: str) -> set[tuple[str, int]]:
     """Every (channel, ts_ns) published to the topic, read back with a throwaway group."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"check-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest", enable_auto_commit=False,
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"check-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
     )
     await consumer.start()
     out: set[tuple[str, int]] = set()
@@ -90,7 +103,10 @@ async def _topic_readings(bootstrap: str, topic: str) -> set[tuple[str, int]]:
                 for r in records:
                     if r.value.startswith(b"PP"):
                         b = codec.decode(r.value)
-                        out |= {(b.channel_ids[i], int(t)) for i, t in zip(b.channel_index, b.ts_ns, strict=True)}
+                        out |= {
+                            (b.channel_ids[i], int(t))
+                            for i, t in zip(b.channel_index, b.ts_ns, strict=True)
+                        }
     finally:
         await consumer.stop()
     return out
@@ -98,7 +114,10 @@ async def _topic_readings(bootstrap: str, topic: str) -> set[tuple[str, int]]:
 
 async def _dlq(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"dlq-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"dlq-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -148,7 +167,9 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
         aggregator.wait(timeout=10)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
-        await producer.send_and_wait(topic, b"\x00garbage from a broken gateway", key=b"line-1-meter")
+        await producer.send_and_wait(
+            topic, b"\x00garbage from a broken gateway", key=b"line-1-meter"
+        )
         await producer.stop()
         await asyncio.sleep(5)
         procs.start("aggregator")
@@ -164,11 +185,16 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
 
         await _until(caught_up, 90, "the aggregator to store every published reading")
         a, b = window(started_ns, stopped_ns)
-        totals = (await api.get(f"/v1/sites/suzhou/totals", params={"start": iso(a), "end": iso(b)})).json()
+        totals = (
+            await api.get("/v1/sites/suzhou/totals", params={"start": iso(a), "end": iso(b)})
+        ).json()
         live = (await api.get("/v1/live")).json()
-        series = (await api.get(
-            "/v1/channels/main-incomer.energy-import/series", params={"start": iso(a), "end": iso(b)}
-        )).json()
+        series = (
+            await api.get(
+                "/v1/channels/main-incomer.energy-import/series",
+                params={"start": iso(a), "end": iso(b)},
+            )
+        ).json()
 
     assert_totals_match_ground_truth(plant, sim, totals, a, b)
     assert {c["channel_id"] for c in live} == set(plant.channels)

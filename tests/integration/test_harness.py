@@ -24,7 +24,10 @@ async def _round_trip(bootstrap: str, topic: str) -> bytes:
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=f"harness-{topic}", auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"harness-{topic}",
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:

@@ -47,7 +47,12 @@ def test_gauges_and_counters_share_a_step() -> None:
     r = step([_b(("m.e", 0, 1.0, G), ("m.t", 0, 20.0, G), ("m.t", 5, 22.0, G))], SPECS, {}, MIN)
     t = r.buckets.keys.index("m.t")
     row = int(np.flatnonzero(r.buckets.channel == t)[0])
-    assert (r.buckets.n[row], r.buckets.sum[row], r.buckets.min[row], r.buckets.max[row]) == (2, 42.0, 20.0, 22.0)
+    assert (r.buckets.n[row], r.buckets.sum[row], r.buckets.min[row], r.buckets.max[row]) == (
+        2,
+        42.0,
+        20.0,
+        22.0,
+    )
 
 
 def test_an_empty_step_changes_nothing() -> None:

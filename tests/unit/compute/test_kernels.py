@@ -32,7 +32,9 @@ def sorted_samples(draw: st.DrawFn) -> tuple[np.ndarray, ...]:
     ts = np.array([r[1] for r in rows], dtype=np.int64)
     val = np.array([r[2] for r in rows], dtype=np.float64)
     good = np.array([r[3] for r in rows], dtype=np.bool_)
-    modulus = np.array(draw(st.lists(st.sampled_from([0.0, 1000.0, 655.36]), min_size=n_ch, max_size=n_ch)))
+    modulus = np.array(
+        draw(st.lists(st.sampled_from([0.0, 1000.0, 655.36]), min_size=n_ch, max_size=n_ch))
+    )
     return ch, ts, val, good, modulus
 
 
@@ -58,7 +60,9 @@ def test_counter_deltas_twin(s: tuple[np.ndarray, ...]) -> None:
 def test_deltas_are_never_negative_and_spread_conserves_them(s: tuple[np.ndarray, ...]) -> None:
     ch, ts, val, good, modulus = s
     state_ts = np.full(len(modulus), k.NO_TS, dtype=np.int64)
-    start, delta, _, _ = k.counter_deltas(ch, ts, val, good, modulus, state_ts, np.zeros(len(modulus)))
+    start, delta, _, _ = k.counter_deltas(
+        ch, ts, val, good, modulus, state_ts, np.zeros(len(modulus))
+    )
     assert not np.any(delta[~np.isnan(delta)] < 0)
     o_ch, o_b, o_amt = k.spread_deltas(ch, start, ts, delta, BUCKET_NS)
     _same((o_ch, o_b, o_amt), k.spread_deltas_py(ch, start, ts, delta, BUCKET_NS))
@@ -77,8 +81,13 @@ def test_bucket_stats_twin(s: tuple[np.ndarray, ...]) -> None:
 def _deltas(values: list[float], modulus: float) -> list[float]:
     n = len(values)
     _, delta, _, _ = k.counter_deltas_py(
-        np.zeros(n, np.int32), np.arange(n, dtype=np.int64), np.array(values), np.ones(n, np.bool_),
-        np.array([modulus]), np.array([k.NO_TS], np.int64), np.zeros(1),
+        np.zeros(n, np.int32),
+        np.arange(n, dtype=np.int64),
+        np.array(values),
+        np.ones(n, np.bool_),
+        np.array([modulus]),
+        np.array([k.NO_TS], np.int64),
+        np.zeros(1),
     )
     return delta[1:].tolist()
 
@@ -100,14 +109,25 @@ def test_a_counter_without_modulus_never_goes_negative() -> None:
 def test_bad_samples_neither_count_nor_move_the_base() -> None:
     n = 3
     _, delta, s_ts, s_val = k.counter_deltas_py(
-        np.zeros(n, np.int32), np.arange(n, dtype=np.int64), np.array([1.0, 999.0, 2.0]),
-        np.array([True, False, True]), np.zeros(1), np.array([k.NO_TS], np.int64), np.zeros(1),
+        np.zeros(n, np.int32),
+        np.arange(n, dtype=np.int64),
+        np.array([1.0, 999.0, 2.0]),
+        np.array([True, False, True]),
+        np.zeros(1),
+        np.array([k.NO_TS], np.int64),
+        np.zeros(1),
     )
     assert np.isnan(delta[1]) and delta[2] == 1.0 and (s_ts[0], s_val[0]) == (2, 2.0)
 
 
 def test_a_delta_over_a_gap_is_spread_in_proportion_to_time() -> None:
-    o_ch, o_b, o_amt = k.spread_deltas_py(
-        np.zeros(1, np.int32), np.array([30 * 10**9]), np.array([150 * 10**9]), np.array([12.0]), BUCKET_NS
+    _o_ch, o_b, o_amt = k.spread_deltas_py(
+        np.zeros(1, np.int32),
+        np.array([30 * 10**9]),
+        np.array([150 * 10**9]),
+        np.array([12.0]),
+        BUCKET_NS,
     )
-    assert o_b.tolist() == [0, BUCKET_NS, 2 * BUCKET_NS] and o_amt.tolist() == pytest.approx([3.0, 6.0, 3.0])
+    assert o_b.tolist() == [0, BUCKET_NS, 2 * BUCKET_NS] and o_amt.tolist() == pytest.approx(
+        [3.0, 6.0, 3.0]
+    )

@@ -23,7 +23,9 @@ from ingest import registers
         ([0xFFFF, 0xFFFE], "int32", "big", 1.0, -2),
     ],
 )
-def test_golden_vectors(words: list[int], type_: str, order: str, scale: float, value: float) -> None:
+def test_golden_vectors(
+    words: list[int], type_: str, order: str, scale: float, value: float
+) -> None:
     reg = Register(address=0, type=RegisterType(type_), word_order=WordOrder(order), scale=scale)
     assert registers.decode(words, reg) == pytest.approx(value)
 

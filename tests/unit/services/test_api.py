@@ -22,30 +22,45 @@ T0 = 1_795_406_400 * NS_PER_S  # 2026-11-23 12:00 in Shanghai
 @pytest.fixture
 async def api(plant: Plant, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with SqliteStore(tmp_path / "s.sqlite3") as store:
-        rows = [("main-incomer.energy-import", T0 + i * 30 * NS_PER_S, 1000.0 + i, Quality.GOOD) for i in range(5)]
+        rows = [
+            ("main-incomer.energy-import", T0 + i * 30 * NS_PER_S, 1000.0 + i, Quality.GOOD)
+            for i in range(5)
+        ]
         batch = ReadingBatch.from_rows(meter_id="main-incomer", receive_ts_ns=T0, rows=rows)
         r = step([batch], channel_specs(plant), dict[str, ChannelState](), 60 * NS_PER_S)
         await store.write(StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state))
         app = create_app(plant, store)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client:
             yield client
 
 
 async def test_naive_times_are_site_local(api: httpx.AsyncClient) -> None:
-    local = await api.get("/v1/sites/suzhou/totals", params={"start": "2026-11-23T12:00", "end": "2026-11-23T12:03"})
+    local = await api.get(
+        "/v1/sites/suzhou/totals", params={"start": "2026-11-23T12:00", "end": "2026-11-23T12:03"}
+    )
     utc = await api.get(
-        "/v1/sites/suzhou/totals", params={"start": "2026-11-23T04:00Z", "end": "2026-11-23T04:03:00+00:00"}
+        "/v1/sites/suzhou/totals",
+        params={"start": "2026-11-23T04:00Z", "end": "2026-11-23T04:03:00+00:00"},
     )
     assert local.status_code == utc.status_code == 200
     assert local.json()["utilities"] == utc.json()["utilities"]
     (elec,) = [u for u in local.json()["utilities"] if u["utility"] == "electricity"]
-    assert elec["total"] == pytest.approx(4.0) and elec["samples_good"] == 5 and elec["samples_expected"] == 180
+    assert (
+        elec["total"] == pytest.approx(4.0)
+        and elec["samples_good"] == 5
+        and elec["samples_expected"] == 180
+    )
 
 
 @pytest.mark.parametrize(
     ("params", "reason"),
     [
-        ({"start": "2026-11-23T12:00:30", "end": "2026-11-23T13:00"}, "start must fall on a 60 s bucket boundary"),
+        (
+            {"start": "2026-11-23T12:00:30", "end": "2026-11-23T13:00"},
+            "start must fall on a 60 s bucket boundary",
+        ),
         ({"start": "2026-11-23T13:00", "end": "2026-11-23T12:00"}, "end must be after start"),
         ({"start": "yesterday", "end": "2026-11-23T12:00"}, "valid datetime"),
         ({"end": "2026-11-23T12:00"}, "Field required"),
@@ -59,22 +74,29 @@ async def test_wrong_totals_parameters_get_422_with_a_reason(
 
 
 async def test_unknown_site_and_channel_are_404(api: httpx.AsyncClient) -> None:
-    r = await api.get("/v1/sites/atlantis/totals", params={"start": "2026-11-23T12:00", "end": "2026-11-23T13:00"})
+    r = await api.get(
+        "/v1/sites/atlantis/totals", params={"start": "2026-11-23T12:00", "end": "2026-11-23T13:00"}
+    )
     assert r.status_code == 404 and "atlantis" in r.text
-    r = await api.get("/v1/channels/nope/series", params={"start": "2026-11-23T12:00", "end": "2026-11-23T13:00"})
+    r = await api.get(
+        "/v1/channels/nope/series", params={"start": "2026-11-23T12:00", "end": "2026-11-23T13:00"}
+    )
     assert r.status_code == 404
 
 
 async def test_series_gives_consumption_per_bucket(api: httpx.AsyncClient) -> None:
     r = await api.get(
-        "/v1/channels/main-incomer.energy-import/series", params={"start": "2026-11-23T12:00", "end": "2026-11-23T12:05"}
+        "/v1/channels/main-incomer.energy-import/series",
+        params={"start": "2026-11-23T12:00", "end": "2026-11-23T12:05"},
     )
     # readings every 30 s from 12:00:00; a delta over (a, b] belongs to the bucket holding b
     assert [p["value"] for p in r.json()] == pytest.approx([2.0, 2.0, 0.0])
     assert r.json()[0]["start"] == "2026-11-23T12:00:00+08:00"
 
 
-async def test_live_lists_every_channel_even_without_data(api: httpx.AsyncClient, plant: Plant) -> None:
+async def test_live_lists_every_channel_even_without_data(
+    api: httpx.AsyncClient, plant: Plant
+) -> None:
     live = (await api.get("/v1/live")).json()
     assert len(live) == len(plant.channels)
     missing = [c for c in live if c["quality"] == "missing"]

@@ -12,7 +12,10 @@ import yaml
 def _check(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "check-config", str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -22,7 +25,9 @@ def test_the_example_plant_passes(example_plant_file: Path) -> None:
     assert "10 meters, 19 channels" in r.stdout
 
 
-def test_a_bad_config_names_the_offending_path_and_exits_2(example_plant_file: Path, tmp_path: Path) -> None:
+def test_a_bad_config_names_the_offending_path_and_exits_2(
+    example_plant_file: Path, tmp_path: Path
+) -> None:
     data = yaml.safe_load(example_plant_file.read_text())
     data["meters"][3]["channels"][0]["kind"] = "meter-ish"
     data["meters"][6]["channels"][1]["register"]["word_order"] = "sideways"
