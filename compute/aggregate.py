@@ -111,13 +111,16 @@ def _accept(r: Readings, last_ts: npt.NDArray[np.int64]) -> Readings:
     )
 
 
-def _merge(keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]]) -> BucketDeltas:
+def _merge(
+    keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]], bucket_ns: int
+) -> BucketDeltas:
     ch, b, n, ng, s, mn, mx, last, last_ts = (
         np.concatenate(col) for col in zip(*parts, strict=True)
     )
-    key = np.empty(len(ch), dtype=[("ch", np.int32), ("b", np.int64)])
-    key["ch"], key["b"] = ch, b
-    uniq, inv = np.unique(key, return_inverse=True)
+    b_min = int(b.min()) if len(b) else 0
+    slot = (b - b_min) // bucket_ns
+    span = int(slot.max()) + 1 if len(b) else 1
+    uniq, inv = np.unique(ch.astype(np.int64) * span + slot, return_inverse=True)
     m = len(uniq)
     out_n = np.zeros(m, np.int64)
     out_ng = np.zeros(m, np.int64)
@@ -137,8 +140,8 @@ def _merge(keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...
     out_last_ts[inv[by_ts][has]] = last_ts[by_ts][has]
     return BucketDeltas(
         keys=keys,
-        channel=uniq["ch"].astype(np.int32),
-        bucket_start_ns=uniq["b"].astype(np.int64),
+        channel=(uniq // span).astype(np.int32),
+        bucket_start_ns=(uniq % span) * bucket_ns + b_min,
         n=out_n,
         n_good=out_ng,
         sum=out_sum,
@@ -162,7 +165,7 @@ def step(
     r = _accept(_concat(batches, keys), last_ts) if keys else None
     if r is None or len(r.ts_ns) == 0:
         return StepResult(
-            readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()]), state={}
+            readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()], bucket_ns), state={}
         )
     is_counter = np.array([specs[k].is_counter for k in keys], dtype=np.bool_)
     modulus = np.array([specs[k].wrap_modulus for k in keys], dtype=np.float64)
@@ -203,7 +206,7 @@ def step(
         )
         for c in touched
     }
-    return StepResult(readings=r, buckets=_merge(keys, [tuple(stats), spread]), state=new_state)
+    return StepResult(readings=r, buckets=_merge(keys, [tuple(stats), spread], bucket_ns), state=new_state)
 
 
 def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:

@@ -60,17 +60,17 @@ def spread_deltas_py(
 ) -> tuple[I32, I64, F64]:
     """Split each delta over the buckets that (start, end] overlaps, in proportion to time.
 
-    Rows with a NaN delta are skipped. Returns (channel, bucket_start_ns, amount), one row
-    per delta and bucket touched, in input order.
+    Rows with a NaN delta are skipped. Input sorted by (channel, end) gives one output row per
+    (channel, bucket_start_ns) touched, with the amounts summed, in that order.
     """
-    out_n = 0
+    cap = 0
     for i in range(len(delta)):
         if not math.isnan(delta[i]):
-            out_n += (end_ns[i] - 1) // bucket_ns - start_ns[i] // bucket_ns + 1
-    o_ch = np.empty(out_n, dtype=np.int32)
-    o_b = np.empty(out_n, dtype=np.int64)
-    o_amt = np.empty(out_n, dtype=np.float64)
-    k = 0
+            cap += (end_ns[i] - 1) // bucket_ns - start_ns[i] // bucket_ns + 1
+    o_ch = np.empty(cap, dtype=np.int32)
+    o_b = np.empty(cap, dtype=np.int64)
+    o_amt = np.zeros(cap, dtype=np.float64)
+    k = -1
     for i in range(len(delta)):
         if math.isnan(delta[i]):
             continue
@@ -81,11 +81,12 @@ def spread_deltas_py(
         for j in range(first, last + 1):
             lo = max(a, j * bucket_ns)
             hi = min(b, (j + 1) * bucket_ns)
-            o_ch[k] = ch[i]
-            o_b[k] = j * bucket_ns
-            o_amt[k] = delta[i] if first == last else delta[i] * ((hi - lo) / span)
-            k += 1
-    return o_ch, o_b, o_amt
+            if k < 0 or o_ch[k] != ch[i] or o_b[k] != j * bucket_ns:
+                k += 1
+                o_ch[k] = ch[i]
+                o_b[k] = j * bucket_ns
+            o_amt[k] += delta[i] if first == last else delta[i] * ((hi - lo) / span)
+    return o_ch[: k + 1], o_b[: k + 1], o_amt[: k + 1]
 
 
 def bucket_stats_py(
