@@ -31,8 +31,13 @@ def batches(n_readings: int, n_channels: int, per_batch: int = 20) -> list[Readi
         q = np.where(rng.random(len(ts)) < 0.01, Quality.BAD, Quality.GOOD).astype(np.uint8)
         out.append(
             ReadingBatch(
-                meter_id=f"m{meter}", channel_ids=ids, channel_index=idx, ts_ns=ts, value=val,
-                quality=q, receive_ts_ns=0,
+                meter_id=f"m{meter}",
+                channel_ids=ids,
+                channel_index=idx,
+                ts_ns=ts,
+                value=val,
+                quality=q,
+                receive_ts_ns=0,
             )
         )
     return out
@@ -74,7 +79,8 @@ def main() -> None:
 
     print(f"readings: {n:,} in {len(bs)} batches, {args.channels} channels")
     print(f"step (numba):           {numba_s:8.3f} s  {n / numba_s / 1e6:6.2f} M readings/s")
-    print(f"step (python twins):    {python_s:8.3f} s  {n / python_s / 1e6:6.2f} M readings/s (extrapolated)")
+    rate = n / python_s / 1e6
+    print(f"step (python twins):    {python_s:8.3f} s  {rate:6.2f} M readings/s (extrapolated)")
     print(f"numpy lexsort only:     {sort_s:8.3f} s  {n / sort_s / 1e6:6.2f} M readings/s")
     print(f"ratio numba / twins:    {python_s / numba_s:8.1f}x faster")
     print(f"ratio step / bare sort: {numba_s / sort_s:8.2f}x the time of sorting alone")

@@ -73,9 +73,15 @@ class BucketDeltas:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepResult:
+    """What a step produced. `readings` holds every distinct reading, to be stored idempotently;
+    `behind` counts those at or before their channel's last handled reading (replays, or late
+    arrivals that are kept raw but not yet re-aggregated) and so left out of the buckets.
+    """
+
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
+    behind: int = 0
 
 
 def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
@@ -94,21 +100,24 @@ def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
     )
 
 
-def _accept(r: Readings, last_ts: npt.NDArray[np.int64]) -> Readings:
-    """Sort by (channel, ts) and drop replays: readings at or before the channel's last_ts_ns."""
-    order = np.lexsort((r.ts_ns, r.channel))
-    ch, ts = r.channel[order], r.ts_ns[order]
-    fresh = ts > last_ts[ch]
-    fresh[1:] &= (ch[1:] != ch[:-1]) | (ts[1:] != ts[:-1])
-    keep = order[fresh]
+def _select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Readings:
     return Readings(
         keys=r.keys,
-        channel=r.channel[keep],
-        ts_ns=r.ts_ns[keep],
-        value=r.value[keep],
-        quality=r.quality[keep],
-        receive_ts_ns=r.receive_ts_ns[keep],
+        channel=r.channel[index],
+        ts_ns=r.ts_ns[index],
+        value=r.value[index],
+        quality=r.quality[index],
+        receive_ts_ns=r.receive_ts_ns[index],
     )
+
+
+def _sorted_unique(r: Readings) -> Readings:
+    """Sort by (channel, ts) and keep one reading per (channel, ts): the identity of a reading."""
+    order = np.lexsort((r.ts_ns, r.channel))
+    ch, ts = r.channel[order], r.ts_ns[order]
+    first = np.ones(len(order), dtype=np.bool_)
+    first[1:] = (ch[1:] != ch[:-1]) | (ts[1:] != ts[:-1])
+    return _select(r, order[first])
 
 
 def _merge(
@@ -162,11 +171,13 @@ def step(
     keys = tuple(sorted({c for b in batches for c in b.channel_ids}))
     st = [state.get(k, ChannelState()) for k in keys]
     last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
-    r = _accept(_concat(batches, keys), last_ts) if keys else None
-    if r is None or len(r.ts_ns) == 0:
-        return StepResult(
-            readings=_empty_readings(keys), buckets=_merge(keys, [_no_rows()], bucket_ns), state={}
-        )
+    everything = _sorted_unique(_concat(batches, keys)) if keys else _empty_readings(keys)
+    fresh = everything.ts_ns > last_ts[everything.channel]
+    behind = int(len(fresh) - fresh.sum())
+    r = _select(everything, fresh)
+    if len(r.ts_ns) == 0:
+        no_buckets = _merge(keys, [_no_rows()], bucket_ns)
+        return StepResult(readings=everything, buckets=no_buckets, state={}, behind=behind)
     is_counter = np.array([specs[k].is_counter for k in keys], dtype=np.bool_)
     modulus = np.array([specs[k].wrap_modulus for k in keys], dtype=np.float64)
     good = r.quality == Quality.GOOD
@@ -206,7 +217,8 @@ def step(
         )
         for c in touched
     }
-    return StepResult(readings=r, buckets=_merge(keys, [tuple(stats), spread], bucket_ns), state=new_state)
+    buckets = _merge(keys, [tuple(stats), spread], bucket_ns)
+    return StepResult(readings=everything, buckets=buckets, state=new_state, behind=behind)
 
 
 def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:

@@ -111,6 +111,11 @@ class Aggregator:
             keys = sorted({c for b in batches for c in b.channel_ids})
             state = await self.store.load_state(keys)
             result = step(batches, self.specs, state, self.bucket_ns)
+            if result.behind:
+                log.info(
+                    "%d readings at or before their channel's last one: stored, not re-counted",
+                    result.behind,
+                )
             await self.store.write(
                 StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state)
             )

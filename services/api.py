@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from compute.model import NS_PER_S, Quality
 from compute.plant import ChannelKind, ChannelRef, Plant
-from services.store import Store
+from services.store import Latest, Store
 
 
 class LiveValue(BaseModel):
@@ -97,7 +97,18 @@ def _range(
     return a, b
 
 
-def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
+def _quality(latest: Latest | None, age_s: float, ref: ChannelRef, stale_after: int) -> str:
+    """The reading's quality, or "stale" when no new one came within `stale_after` intervals."""
+    if latest is None:
+        return "missing"
+    if age_s > stale_after * ref.meter.interval_s:
+        return Quality.STALE.name.lower()
+    return Quality(latest.quality).name.lower()
+
+
+def create_app(
+    plant: Plant, store: Store, *, bucket_s: int = 60, stale_after_intervals: int = 5
+) -> FastAPI:
     """Build the API over a plant model and a store."""
     app = FastAPI(
         title="plantpulse",
@@ -119,7 +130,8 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
 
     @app.get("/v1/live", response_model=list[LiveValue])
     async def live(site: str | None = None) -> list[LiveValue]:
-        """Latest value, quality and age of every channel (null value when none arrived yet)."""
+        """Latest value, quality and age of every channel; quality is "stale" when nothing new
+        came within a few poll intervals, "missing" when nothing came at all."""
         if site is not None and site not in zones:
             raise HTTPException(422, f"unknown site {site!r}; known: {sorted(zones)}")
         latest = {x.channel_id: x for x in await store.latest()}
@@ -129,6 +141,7 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
             if site is not None and ref.site.id != site:
                 continue
             x = latest.get(key)
+            age_s = (now_ns - x.ts_ns) / NS_PER_S if x is not None else math.inf
             out.append(
                 LiveValue(
                     channel_id=key,
@@ -139,9 +152,9 @@ def create_app(plant: Plant, store: Store, *, bucket_s: int = 60) -> FastAPI:
                     kind=ref.channel.kind,
                     unit=ref.channel.unit,
                     value=None if x is None or math.isnan(x.value) else x.value,
-                    quality="missing" if x is None else Quality(x.quality).name.lower(),
+                    quality=_quality(x, age_s, ref, stale_after_intervals),
                     ts=None if x is None else _iso(x.ts_ns, zones[ref.site.id]),
-                    age_s=None if x is None else round((now_ns - x.ts_ns) / NS_PER_S, 3),
+                    age_s=None if x is None else round(age_s, 3),
                 )
             )
         return out

@@ -34,7 +34,7 @@ TOPIC = "plantpulse.readings"
 async def _drained(bus: MemoryBus, group: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        ends = [len(p) for p in bus.partitions(TOPIC)]
+        ends = [p.end for p in bus.partitions(TOPIC)]
         if bus.committed(TOPIC, group) == ends:
             return
         await asyncio.sleep(0.2)
@@ -46,12 +46,15 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
     sim = PlantSimulator(plant, seed=11, start_ns=time.time_ns())
     db = tmp_path / "store.sqlite3"
     async with serve(sim), MemoryBus() as bus, SqliteStore(db) as store:
+        app = create_app(plant, store, bucket_s=BUCKET_S)
+        transport = httpx.ASGITransport(app=app)
+        api = httpx.AsyncClient(transport=transport, base_url="http://t")
 
         def aggregator() -> asyncio.Task[None]:
-            return asyncio.create_task(
-                Aggregator(plant, bus, store, group="agg", bucket_s=BUCKET_S).run()
-            )
+            agg = Aggregator(plant, bus, store, group="agg", bucket_s=BUCKET_S)
+            return asyncio.create_task(agg.run())
 
+        bus.committed(TOPIC, "audit")  # a group that never commits keeps every message
         started_ns = time.time_ns()
         gateway = asyncio.create_task(run_gateway(plant, bus))
         agg = aggregator()
@@ -60,20 +63,16 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
         await asyncio.sleep(6)
         agg = aggregator()
         await asyncio.sleep(22)
+        live = (await api.get("/v1/live")).json()
         gateway.cancel()
         stopped_ns = time.time_ns()
         await _drained(bus, "agg")
         agg.cancel()
 
         a, b = window(started_ns, stopped_ns)
-        app = create_app(plant, store, bucket_s=BUCKET_S)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t"
-        ) as api:
-            totals = (
-                await api.get("/v1/sites/suzhou/totals", params={"start": iso(a), "end": iso(b)})
-            ).json()
-            live = (await api.get("/v1/live")).json()
+        params = {"start": iso(a), "end": iso(b)}
+        totals = (await api.get("/v1/sites/suzhou/totals", params=params)).json()
+        await api.aclose()
 
     assert_totals_match_ground_truth(plant, sim, totals, a, b)
     assert {c["channel_id"] for c in live} == set(plant.channels)
@@ -84,7 +83,7 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
     published = {
         (cid, int(ts))
         for part in bus.partitions(TOPIC)
-        for m in part
+        for m in part.log
         for batch in [codec.decode(m.value)]
         for cid, ts in zip(
             [batch.channel_ids[i] for i in batch.channel_index], batch.ts_ns, strict=True

@@ -101,3 +101,5 @@ async def test_live_lists_every_channel_even_without_data(
     assert len(live) == len(plant.channels)
     missing = [c for c in live if c["quality"] == "missing"]
     assert len(missing) == len(plant.channels) - 1 and all(c["value"] is None for c in missing)
+    (old,) = [c for c in live if c["quality"] != "missing"]
+    assert old["quality"] == "stale" and old["value"] == 1004.0 and old["age_s"] > 3600

@@ -1,0 +1,1 @@
+"""Independent protocol peers from npm, for integration tests."""
