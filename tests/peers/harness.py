@@ -1,4 +1,4 @@
-"""Independent protocol peers from npm: a node-opcua server and a modbus-serial TCP server.
+"""Independent peers from npm: node-opcua, modbus-serial TCP and PGlite with TimescaleDB (WASM).
 
 `ensure_peers()` installs them once per lockfile; the context managers run one server each.
 """
@@ -178,3 +178,13 @@ def node_modbus_server(port: int) -> Iterator[str]:
     """A modbus-serial ServerTCP on 127.0.0.1:port answering unit 1; yields "127.0.0.1:port"."""
     with _node_peer("modbus_server.js", str(port)) as endpoint:
         yield endpoint
+
+
+@contextlib.contextmanager
+def pglite_timescale(port: int) -> Iterator[str]:
+    """PGlite with TimescaleDB 2.23 (WASM) on 127.0.0.1:port; yields its PostgreSQL DSN.
+
+    One backend session shared by all clients, served one at a time; COPY crashes it.
+    """
+    with _node_peer("pglite_timescale.js", str(port)) as ready_port:
+        yield f"postgresql://postgres:x@127.0.0.1:{ready_port}/postgres?sslmode=disable"
