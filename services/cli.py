@@ -84,6 +84,7 @@ async def _until_signalled(coro: Coroutine[Any, Any, None]) -> None:
         loop.add_signal_handler(sig, task.cancel)
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    log.info("stopped")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     }[args.command]
     try:
         asyncio.run(_until_signalled(run()))
-    except KeyboardInterrupt:
-        log.info("stopped")
     except PlantPulseError as e:
         log.error("%s", e)
         return 1

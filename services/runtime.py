@@ -69,7 +69,7 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
 def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server:
     app = create_app(plant, store, bucket_s=settings.bucket_s)
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning"
+        app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="off"
     )
     return uvicorn.Server(config)
 

@@ -80,6 +80,7 @@ def test_demo_serves_keeps_its_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert demo.wait(timeout=20) == 0
         banner = log.read_text()
         assert f"{base}/v1/live" in banner and "/docs" in banner
+        assert "Traceback" not in banner and banner.rstrip().endswith("plantpulse: stopped")
 
         demo = _start(plant_file, data_dir, port, log)
         _wait(

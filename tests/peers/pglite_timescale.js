@@ -27,7 +27,8 @@ async function main() {
     const db = await PGlite.create({ extensions: { timescaledb } });
     const server = new PGLiteSocketServer({ db, host: HOST, port });
     server.addEventListener("error", (event) => {
-        console.error(`pglite_timescale: ${event.detail && event.detail.stack ? event.detail.stack : event.detail}`);
+        const err = event.detail;
+        console.error(`pglite_timescale: ${err && err.stack ? err.stack : err}`);
     });
 
     let stopping = false;
