@@ -6,9 +6,12 @@ cannot start fails the run instead of skipping.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import psycopg
@@ -18,50 +21,54 @@ from compute.plant import Plant
 from services.config import load_plant
 from tests.harness.kafka import kafka_broker
 from tests.harness.postgres import postgres_cluster
+from tests.peers.harness import PeersUnavailable, ensure_peers
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def _unavailable(what: str, e: Exception) -> None:
     if IN_CI:
-        pytest.fail(f"{what} is required in CI but could not start: {e}")
+        pytest.fail(f"{what} is required in CI but is unavailable: {e}")
     pytest.skip(f"{what} unavailable: {e}")
+
+
+def _given_or_started(
+    env: str, what: str, start: Callable[[], AbstractContextManager[str]]
+) -> Iterator[str]:
+    """The service named by the environment variable, or one started for the session."""
+    if given := os.environ.get(env):
+        yield given
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            address = stack.enter_context(start())
+        except (OSError, RuntimeError, TimeoutError) as e:
+            _unavailable(what, e)
+            raise
+        yield address
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("PT_KAFKA_BOOTSTRAP")
-    if given:
-        yield given
-        return
-    try:
-        broker = kafka_broker(tmp_path_factory.mktemp("kafka"))
-        bootstrap = broker.__enter__()
-    except (OSError, RuntimeError, TimeoutError) as e:
-        _unavailable("Kafka", e)
-        raise
-    try:
-        yield bootstrap
-    finally:
-        broker.__exit__(None, None, None)
+    yield from _given_or_started(
+        "PT_KAFKA_BOOTSTRAP", "Kafka", lambda: kafka_broker(tmp_path_factory.mktemp("kafka"))
+    )
 
 
 @pytest.fixture(scope="session")
 def pg_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    given = os.environ.get("PT_PG_DSN")
-    if given:
-        yield given
-        return
+    yield from _given_or_started(
+        "PT_PG_DSN", "PostgreSQL", lambda: postgres_cluster(tmp_path_factory.mktemp("pg"))
+    )
+
+
+@pytest.fixture(scope="session")
+def peers_installed() -> None:
+    """The independent protocol peers from npm, installed once."""
     try:
-        cluster = postgres_cluster(tmp_path_factory.mktemp("pg"))
-        dsn = cluster.__enter__()
-    except (OSError, RuntimeError, TimeoutError) as e:
-        _unavailable("PostgreSQL", e)
-        raise
-    try:
-        yield dsn
-    finally:
-        cluster.__exit__(None, None, None)
+        ensure_peers()
+    except (PeersUnavailable, OSError, subprocess.SubprocessError) as e:
+        _unavailable("the independent peers (npm)", e)
 
 
 @pytest.fixture

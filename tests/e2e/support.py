@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -13,17 +12,11 @@ from compute.model import NS_PER_S
 from compute.plant import ChannelKind, Plant
 from ingest.simulator.model import PlantSimulator
 from services.config import load_plant
+from tests.harness import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "examples" / "medtech-plant.yaml"
 BUCKET_S = 10
 BUCKET_NS = BUCKET_S * NS_PER_S
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def plant_on_free_ports(tmp_path: Path) -> tuple[Plant, Path]:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.support import free_port, plant_on_free_ports
+from tests.e2e.support import plant_on_free_ports
+from tests.harness import free_port
 
 
 def _electricity_today(base: str) -> float:

@@ -26,11 +26,11 @@ from ingest.simulator.servers import serve
 from tests.e2e.support import (
     BUCKET_S,
     assert_totals_match_ground_truth,
-    free_port,
     iso,
     plant_on_free_ports,
     window,
 )
+from tests.harness import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
 
@@ -129,7 +129,8 @@ async def _dlq(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]
 
 def _stored(dsn: str) -> set[tuple[str, int]]:
     with psycopg.connect(dsn) as conn:
-        return set(conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall())  # type: ignore[arg-type]
+        rows = conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall()
+    return {(str(c), int(t)) for c, t in rows}
 
 
 async def _until(predicate: object, timeout_s: float, what: str) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from tests.harness import free_port
+
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -85,13 +87,6 @@ def ensure_kafka_jars() -> Path:
         shutil.rmtree(staging, ignore_errors=True)
     log.info("Kafka jars ready in %s (%.1f s)", target, time.monotonic() - started)
     return target
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _server_properties(workdir: Path, port: int, controller_port: int) -> str:

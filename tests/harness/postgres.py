@@ -12,11 +12,12 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.harness import free_port
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,6 @@ def _usable(root: Path, user: str | None) -> bool:
     return subprocess.run(check, timeout=30, check=False, cwd="/").returncode == 0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _check(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, timeout=120, check=True, capture_output=True, text=True)
 
@@ -124,7 +118,7 @@ def postgres_cluster(workdir: Path) -> Iterator[str]:
     sock.mkdir()
     if user:
         shutil.chown(sock, user)
-    port = _free_port()
+    port = free_port()
     initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", DB_USER]
     start = [str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "60", "-l", str(logfile)]
     try:

@@ -8,10 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import os
-import socket
 import struct
-import subprocess
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, cast
@@ -22,16 +19,14 @@ from compute.model import Quality, ReadingBatch
 from compute.plant import ChannelRef, parse_plant
 from ingest.modbus_source import ModbusSource
 from ingest.opcua_source import OpcUaSource
+from tests.harness import free_port
 from tests.peers.harness import (
-    PeersUnavailable,
-    ensure_peers,
     node_modbus_server,
     node_opcua_server,
 )
 
 pytestmark = pytest.mark.peers
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # What tests/peers/opcua_server.js serves (ns=1).
 OPC_TEMPERATURE = 21.5
@@ -46,13 +41,6 @@ MB_FLOAT = struct.unpack(">f", struct.pack(">f", 230.41))[0]  # the float32 the 
 MB_UINT16 = 4242
 
 RECENT_NS = 5_000_000_000  # a fresh source timestamp lies within 5 s of our clock
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _plant(meters: list[dict[str, Any]]) -> dict[str, ChannelRef]:
@@ -173,28 +161,18 @@ def _rows(batch: ReadingBatch) -> Iterator[tuple[str, int, float, Quality]]:
         )
 
 
-@pytest.fixture(scope="session")
-def peers_installed() -> None:
-    try:
-        ensure_peers()
-    except (PeersUnavailable, OSError, subprocess.SubprocessError) as e:
-        if IN_CI:
-            pytest.fail(f"the independent peers are required in CI but unavailable: {e}")
-        pytest.skip(f"independent peers unavailable: {e}")
-
-
 @pytest.fixture(scope="module")
 def opcua_peer(peers_installed: None) -> Iterator[tuple[str, int]]:
     """The node-opcua endpoint and the wall-clock ns just before the server was started."""
     started_ns = time.time_ns()
-    with node_opcua_server(_free_port()) as endpoint:
+    with node_opcua_server(free_port()) as endpoint:
         yield endpoint, started_ns
 
 
 @pytest.fixture
 def modbus_peer(peers_installed: None) -> Iterator[str]:
     """A fresh modbus-serial server per test, so its counter starts at MB_COUNTER_START."""
-    with node_modbus_server(_free_port()) as endpoint:
+    with node_modbus_server(free_port()) as endpoint:
         yield endpoint
 
 

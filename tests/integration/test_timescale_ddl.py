@@ -6,9 +6,6 @@ DDL only: the peer crashes on COPY, which the store's writes use. The server is 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +13,11 @@ import pytest
 
 from services.store.migrate import migrations
 from services.store.timescale import TimescaleStore
-from tests.peers.harness import PeersUnavailable, ensure_peers, pglite_timescale
+from tests.harness import free_port
+from tests.peers.harness import pglite_timescale
 
 pytestmark = pytest.mark.peers
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 
 TEST_TIMEOUT_S = 60.0
 DAY_NS = 86_400_000_000_000
@@ -31,27 +28,10 @@ HYPERTABLES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@pytest.fixture(scope="session")
-def peers_installed() -> None:
-    try:
-        ensure_peers()
-    except (PeersUnavailable, OSError, subprocess.SubprocessError) as e:
-        if IN_CI:
-            pytest.fail(f"the independent peers are required in CI but unavailable: {e}")
-        pytest.skip(f"independent peers unavailable: {e}")
-
-
 @pytest.fixture
 def timescale_dsn(peers_installed: None) -> Iterator[str]:
     """A fresh, empty PGlite + TimescaleDB per test."""
-    with pglite_timescale(_free_port()) as dsn:
+    with pglite_timescale(free_port()) as dsn:
         yield dsn
 
 
