@@ -71,10 +71,10 @@ class _Reader:
 
 def decode(data: bytes) -> ReadingBatch:
     """Decode one bus message; raise CodecError with the reason when it is malformed."""
+    if len(data) >= len(MAGIC) and data[: len(MAGIC)] != MAGIC:
+        raise CodecError(f"bad magic {bytes(data[:2])!r}, expected {MAGIC!r}: not a ReadingBatch")
     r = _Reader(data)
-    magic, version, _, receive_ts_ns = _HEAD.unpack(r.take(_HEAD.size, "header"))
-    if magic != MAGIC:
-        raise CodecError(f"bad magic {bytes(magic)!r}, expected {MAGIC!r}")
+    _, version, _, receive_ts_ns = _HEAD.unpack(r.take(_HEAD.size, "header"))
     if version != VERSION:
         raise CodecError(f"unsupported schema version {version}, this build reads {VERSION}")
     meter_id = r.string("meter id")

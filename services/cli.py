@@ -12,6 +12,8 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from compute.errors import PlantPulseError
 from compute.plant import Plant, PlantConfigError
 from services import runtime
@@ -63,7 +65,14 @@ def _settings(args: argparse.Namespace) -> Settings:
         }.items()
         if v is not None
     }
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        print("invalid settings:", file=sys.stderr)
+        for err in e.errors():
+            key = "PT_" + "__".join(str(part) for part in err["loc"]).upper()
+            print(f"  {key}: {err['msg']} (got {err.get('input')!r})", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from e
 
 
 def _load(path: Path) -> Plant:

@@ -51,6 +51,11 @@ async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
             "PT_KAFKA_BOOTSTRAP is required: this process talks to the others through Kafka"
         )
     async with KafkaBus(settings.kafka_bootstrap, timeout_s=settings.io_timeout_s) as bus:
+        await bus.ensure_topics(
+            [settings.readings_topic, settings.dlq_topic],
+            settings.kafka_partitions,
+            settings.kafka_replication,
+        )
         yield bus
 
 

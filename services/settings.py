@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     pg_dsn: str | None = None
     readings_topic: str = "plantpulse.readings"
+    kafka_partitions: int = Field(default=6, ge=1)  # bounds how many aggregators share the work
+    kafka_replication: int = Field(default=1, ge=1)  # use 3 on a production cluster
     consumer_group: str = "plantpulse-aggregator"
     bucket_s: int = Field(default=60, ge=1, le=3600)
     api_host: str = "127.0.0.1"

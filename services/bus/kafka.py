@@ -11,11 +11,14 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from compute.errors import PlantPulseError
 from services.bus import Message
+
+_TOPIC_ALREADY_EXISTS = 36
 
 
 class BusError(PlantPulseError):
@@ -102,6 +105,31 @@ class KafkaBus:
             await self.producer.send_and_wait(topic, value=value, key=key, headers=list(headers))
         except KafkaError as e:
             raise BusError(f"publish to {topic} failed: {e}") from e
+
+    async def ensure_topics(self, names: Sequence[str], partitions: int, replication: int) -> None:
+        """Create the topics that do not exist yet; brokers often forbid auto-creation."""
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap,
+            client_id=self.client_id,
+            request_timeout_ms=self.timeout_ms,
+        )
+        try:
+            await admin.start()
+            response = await admin.create_topics(
+                [
+                    NewTopic(n, num_partitions=partitions, replication_factor=replication)
+                    for n in names
+                ]
+            )
+        except KafkaError as e:
+            raise BusError(f"cannot create topics {list(names)}: {e}") from e
+        finally:
+            await admin.close()
+        for topic, code, *rest in response.topic_errors:
+            if code not in (0, _TOPIC_ALREADY_EXISTS):
+                raise BusError(
+                    f"cannot create topic {topic}: error {code} {rest[0] if rest else ''}"
+                )
 
     @contextlib.asynccontextmanager
     async def subscribe(self, topic: str, group: str) -> AsyncIterator[_Sub]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +50,28 @@ def test_broken_yaml_says_where(tmp_path: Path) -> None:
 def test_a_missing_file_exits_2(tmp_path: Path) -> None:
     r = _check(tmp_path / "nope.yaml")
     assert r.returncode == 2 and "cannot read" in r.stderr
+
+
+def test_a_bad_setting_names_its_variable_and_exits_2(example_plant_file: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "services.cli", "api", "--config", str(example_plant_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PT_BUCKET_S": "a minute"},
+    )
+    assert r.returncode == 2 and "PT_BUCKET_S: " in r.stderr and "a minute" in r.stderr
+
+
+def test_a_process_without_kafka_says_which_setting_is_missing(example_plant_file: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PT_KAFKA_BOOTSTRAP"}
+    r = subprocess.run(
+        [sys.executable, "-m", "services.cli", "gateway", "--config", str(example_plant_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert r.returncode == 1 and "PT_KAFKA_BOOTSTRAP is required" in r.stderr
