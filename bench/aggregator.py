@@ -37,6 +37,7 @@ def batches(n_readings: int, n_channels: int, per_batch: int = 20) -> list[Readi
                 ts_ns=ts,
                 value=val,
                 quality=q,
+                server_ts_ns=ts,
                 receive_ts_ns=0,
             )
         )

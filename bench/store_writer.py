@@ -47,14 +47,14 @@ async def run(dsn: str, n: int) -> None:
         await conn.execute("DROP TABLE IF EXISTS bench_raw")
         await conn.execute(
             "CREATE UNLOGGED TABLE bench_raw (channel_id text, ts_ns bigint, value float8,"
-            " quality int2, receive_ts_ns bigint)"
+            " quality int2, receive_ts_ns bigint, server_ts_ns bigint)"
         )
         t = time.perf_counter()
         async with (
             conn.cursor() as cur,
             cur.copy("COPY bench_raw FROM STDIN (FORMAT BINARY)") as copy,
         ):
-            copy.set_types(["text", "int8", "float8", "int2", "int8"])
+            copy.set_types(["text", "int8", "float8", "int2", "int8", "int8"])
             for row in rows:
                 await copy.write_row(row)
         raw_s = time.perf_counter() - t

@@ -12,9 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from compute import kernels
-from compute.model import Quality, ReadingBatch
-
-NO_TS = int(kernels.NO_TS)
+from compute.model import NO_TS, Quality, ReadingBatch
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +46,7 @@ class Readings:
     value: npt.NDArray[np.float64]
     quality: npt.NDArray[np.uint8]
     receive_ts_ns: npt.NDArray[np.int64]
+    server_ts_ns: npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,7 +88,9 @@ def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
     parts = []
     for b in batches:
         lookup = np.array([pos[c] for c in b.channel_ids], dtype=np.int32)
-        parts.append((lookup[b.channel_index], b.ts_ns, b.value, b.quality, b.receive_ts_ns))
+        parts.append(
+            (lookup[b.channel_index], b.ts_ns, b.value, b.quality, b.receive_ts_ns, b.server_ts_ns)
+        )
     return Readings(
         keys=keys,
         channel=np.concatenate([p[0] for p in parts]).astype(np.int32),
@@ -97,6 +98,7 @@ def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
         value=np.concatenate([p[2] for p in parts]).astype(np.float64),
         quality=np.concatenate([p[3] for p in parts]).astype(np.uint8),
         receive_ts_ns=np.concatenate([np.full(len(p[1]), p[4], dtype=np.int64) for p in parts]),
+        server_ts_ns=np.concatenate([p[5] for p in parts]).astype(np.int64),
     )
 
 
@@ -108,6 +110,7 @@ def _select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) ->
         value=r.value[index],
         quality=r.quality[index],
         receive_ts_ns=r.receive_ts_ns[index],
+        server_ts_ns=r.server_ts_ns[index],
     )
 
 
@@ -236,4 +239,5 @@ def _empty_readings(keys: tuple[str, ...]) -> Readings:
         value=np.zeros(0),
         quality=z.astype(np.uint8),
         receive_ts_ns=z,
+        server_ts_ns=z,
     )

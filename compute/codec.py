@@ -1,8 +1,9 @@
 """Wire codec for ReadingBatch: a versioned, little-endian, columnar binary frame.
 
-Layout (version 1): magic "PP", version u8, reserved u8, receive_ts_ns i64, meter id,
+Layout (version 2): magic "PP", version u8, reserved u8, receive_ts_ns i64, meter id,
 channel-id table, reading count u32, then the columns channel_index u16[], ts_ns i64[],
-value f64[], quality u8[]. Strings are u16 length + UTF-8.
+value f64[], quality u8[], server_ts_ns i64[]. Strings are u16 length + UTF-8. Version 1, the
+same without server_ts_ns, is still read.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import struct
 import numpy as np
 
 from compute.errors import CodecError
-from compute.model import Quality, ReadingBatch
+from compute.model import NO_TS, Quality, ReadingBatch
 
 MAGIC = b"PP"
-VERSION = 1
+VERSION = 2
+_READABLE = (1, 2)
 _HEAD = struct.Struct("<2sBBq")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -24,6 +26,7 @@ _COLUMNS: tuple[tuple[str, np.dtype[np.generic]], ...] = (
     ("ts_ns", np.dtype("<i8")),
     ("value", np.dtype("<f8")),
     ("quality", np.dtype("u1")),
+    ("server_ts_ns", np.dtype("<i8")),  # from version 2
 )
 _MAX_QUALITY = max(Quality)
 
@@ -75,15 +78,16 @@ def decode(data: bytes) -> ReadingBatch:
         raise CodecError(f"bad magic {bytes(data[:2])!r}, expected {MAGIC!r}: not a ReadingBatch")
     r = _Reader(data)
     _, version, _, receive_ts_ns = _HEAD.unpack(r.take(_HEAD.size, "header"))
-    if version != VERSION:
-        raise CodecError(f"unsupported schema version {version}, this build reads {VERSION}")
+    if version not in _READABLE:
+        raise CodecError(f"unsupported schema version {version}, this build reads {_READABLE}")
     meter_id = r.string("meter id")
     channel_ids = tuple(r.string("channel id") for _ in range(r.u16("channel count")))
     n = int(_U32.unpack(r.take(4, "reading count"))[0])
     cols = {
         name: np.frombuffer(r.take(n * dt.itemsize, name), dtype=dt).astype(dt.newbyteorder("="))
-        for name, dt in _COLUMNS
+        for name, dt in (_COLUMNS if version >= 2 else _COLUMNS[:-1])
     }
+    server_ts_ns = cols.get("server_ts_ns", np.full(n, NO_TS, dtype=np.int64))
     if r.pos != len(data):
         raise CodecError(f"{len(data) - r.pos} trailing bytes after {n} readings")
     if n and int(cols["channel_index"].max()) >= len(channel_ids):
@@ -97,5 +101,6 @@ def decode(data: bytes) -> ReadingBatch:
         ts_ns=cols["ts_ns"],
         value=cols["value"],
         quality=cols["quality"],
+        server_ts_ns=server_ts_ns,
         receive_ts_ns=int(receive_ts_ns),
     )

@@ -13,12 +13,12 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from compute.model import NO_TS  # in counter state: the channel has no previous reading
+
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
 B1 = npt.NDArray[np.bool_]
-
-NO_TS = np.iinfo(np.int64).min  # state marker: the channel has no previous counter reading
 
 
 def counter_deltas_py(

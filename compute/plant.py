@@ -10,11 +10,19 @@ import zoneinfo
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compute.errors import PlantPulseError
+from compute.modbus_config import (
+    FLOATS,
+    ModbusOptions,
+    Register,
+    register_issues,
+)
+from compute.opcua_config import OpcUaOptions, check_options
+from compute.opcua_sampling import Acquisition, NodeSampling
 
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
@@ -43,28 +51,12 @@ class Utility(enum.StrEnum):
 class Protocol(enum.StrEnum):
     OPCUA = "opcua"
     MODBUS_TCP = "modbus_tcp"
+    MODBUS_RTU = "modbus_rtu"  # RTU frames on a serial line; the endpoint is its device path
+    MODBUS_RTU_TCP = "modbus_rtu_tcp"  # RTU frames through a TCP socket (serial servers)
 
-
-class RegisterType(enum.StrEnum):
-    UINT16 = "uint16"
-    INT16 = "int16"
-    UINT32 = "uint32"
-    INT32 = "int32"
-    FLOAT32 = "float32"
-
-
-class WordOrder(enum.StrEnum):
-    BIG = "big"  # high word first (ABCD)
-    LITTLE = "little"  # low word first (CDAB)
-
-
-REGISTER_WORDS = {
-    RegisterType.UINT16: 1,
-    RegisterType.INT16: 1,
-    RegisterType.UINT32: 2,
-    RegisterType.INT32: 2,
-    RegisterType.FLOAT32: 2,
-}
+    @property
+    def is_modbus(self) -> bool:
+        return self is not Protocol.OPCUA
 
 
 class _Strict(BaseModel):
@@ -94,18 +86,6 @@ class Site(_Strict):
         return tz
 
 
-class Register(_Strict):
-    address: Annotated[int, Field(ge=0, le=65535)]
-    type: RegisterType
-    word_order: WordOrder = WordOrder.BIG
-    scale: Annotated[float, Field(gt=0)] = 1.0
-    table: Literal["holding", "input"] = "holding"
-
-    @property
-    def words(self) -> int:
-        return REGISTER_WORDS[self.type]
-
-
 class SimProfile(_Strict):
     """How the simulator drives a channel: a rate per hour for counters, a level for gauges."""
 
@@ -123,6 +103,7 @@ class Channel(_Strict):
     node_id: str | None = None
     modbus: Register | None = Field(default=None, alias="register")
     wrap_bits: Annotated[int, Field(ge=8, le=64)] | None = None
+    sampling: NodeSampling | None = None  # OPC UA monitored-item options
     simulate: SimProfile | None = None
 
 
@@ -135,6 +116,9 @@ class Meter(_Strict):
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     parent: Ident | None = None  # the meter upstream; site totals count only meters without one
+    modbus: ModbusOptions = ModbusOptions()  # Modbus only; serial settings shared per bus
+    acquisition: Acquisition = Acquisition.SUBSCRIBE  # OPC UA only
+    opcua: OpcUaOptions = OpcUaOptions()  # OPC UA security and user; shared per endpoint
     channels: list[Channel] = Field(min_length=1)
 
 
@@ -175,12 +159,8 @@ class ChannelRef:
         """Engineering-unit value at which the counter rolls over to zero (0: never)."""
         reg = self.channel.modbus
         bits = self.channel.wrap_bits
-        if (
-            bits is None
-            and reg is not None
-            and reg.type in (RegisterType.UINT16, RegisterType.UINT32)
-        ):
-            bits = 16 * reg.words
+        if bits is None and reg is not None:
+            bits = reg.unsigned_bits
         if bits is None:
             return 0.0
         return float(2**bits) * (reg.scale if reg is not None else 1.0)
@@ -267,7 +247,9 @@ def _cross_check(model: PlantModel) -> list[ConfigIssue]:
                     path=f"{at}.endpoint", message="an OPC UA endpoint starts with opc.tcp://"
                 )
             )
-        if m.protocol is Protocol.MODBUS_TCP and not _host_port(m.endpoint):
+        if m.protocol in (Protocol.MODBUS_TCP, Protocol.MODBUS_RTU_TCP) and not _host_port(
+            m.endpoint
+        ):
             issues.append(
                 ConfigIssue(path=f"{at}.endpoint", message="a Modbus TCP endpoint is host:port")
             )
@@ -277,6 +259,56 @@ def _cross_check(model: PlantModel) -> list[ConfigIssue]:
             )
         for j, c in enumerate(m.channels):
             issues.extend(_check_channel(m.protocol, c, f"{at}.channels[{j}]"))
+    issues.extend(_check_opcua(model))
+    issues.extend(_check_modbus(model))
+    return issues
+
+
+def _check_modbus(model: PlantModel) -> list[ConfigIssue]:
+    """Register fields are consistent; meters on one serial bus share its line settings."""
+    issues: list[ConfigIssue] = []
+    first: dict[str, int] = {}
+    for i, m in enumerate(model.meters):
+        at = f"meters[{i}]"
+        if not m.protocol.is_modbus:
+            if m.modbus != ModbusOptions():
+                issues.append(ConfigIssue(path=f"{at}.modbus", message="only Modbus meters"))
+            continue
+        for j, c in enumerate(m.channels):
+            for sub, msg in register_issues(c.modbus, m.modbus.address_base) if c.modbus else []:
+                issues.append(ConfigIssue(path=f"{at}.channels[{j}].register.{sub}", message=msg))
+        if m.protocol is Protocol.MODBUS_RTU:
+            k = first.setdefault(m.endpoint, i)
+            if model.meters[k].modbus.serial_settings() != m.modbus.serial_settings():
+                issues.append(
+                    ConfigIssue(
+                        path=f"{at}.modbus",
+                        message=f"serial settings differ from meters[{k}] on the same bus",
+                    )
+                )
+    return issues
+
+
+def _check_opcua(model: PlantModel) -> list[ConfigIssue]:
+    """OPC UA options are consistent, and alike for meters sharing an endpoint (one session)."""
+    issues: list[ConfigIssue] = []
+    first: dict[str, int] = {}
+    for i, m in enumerate(model.meters):
+        at = f"meters[{i}].opcua"
+        if m.protocol is not Protocol.OPCUA:
+            if m.opcua != OpcUaOptions():
+                issues.append(ConfigIssue(path=at, message="only OPC UA meters take opcua options"))
+            continue
+        for sub, msg in check_options(m.opcua):
+            issues.append(ConfigIssue(path=f"{at}.{sub}", message=msg))
+        j = first.setdefault(m.endpoint, i)
+        if model.meters[j].opcua != m.opcua:
+            issues.append(
+                ConfigIssue(
+                    path=at,
+                    message=f"differs from meters[{j}], which shares its endpoint and session",
+                )
+            )
     return issues
 
 
@@ -286,17 +318,15 @@ def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]
         issues.append(
             ConfigIssue(path=f"{at}.node_id", message="an OPC UA channel needs a node id")
         )
-    if protocol is Protocol.MODBUS_TCP and c.modbus is None:
+    if protocol.is_modbus and c.modbus is None:
         issues.append(
             ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec")
         )
     if (
-        c.kind is ChannelKind.COUNTER
-        and c.modbus is not None
-        and c.modbus.type is RegisterType.FLOAT32
+        c.kind is ChannelKind.COUNTER and c.modbus is not None and c.modbus.type in FLOATS
     ) and c.wrap_bits is not None:
         issues.append(
-            ConfigIssue(path=f"{at}.wrap_bits", message="a float32 counter does not wrap")
+            ConfigIssue(path=f"{at}.wrap_bits", message="a floating-point counter does not wrap")
         )
     return issues
 

@@ -1,27 +1,72 @@
-"""ModbusSource: polls the meters that share one Modbus TCP endpoint, one read per meter and table.
-
-A failed or garbled read yields the meter's channels as BAD with NaN, so gaps are visible.
+"""ModbusSource: polls the meters (unit ids) behind one Modbus connection: a TCP socket, RTU
+frames over TCP, or an RTU serial line. It only reads (function codes 1-4); a failed read makes
+only the channels it covers BAD (NaN), and the poll goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.framer import FramerType
 
+from compute.modbus_config import Parity, Table
 from compute.model import Quality, ReadingBatch
-from compute.plant import ChannelRef, Meter
+from compute.plant import ChannelRef, Meter, Protocol
 from ingest import registers
+from ingest.modbus_plan import Read, plan_channels
 
 log = logging.getLogger(__name__)
 
+_PARITY = {Parity.NONE: "N", Parity.EVEN: "E", Parity.ODD: "O"}
+
+
+class _Unanswered(Exception):
+    """The unit did not answer in time, after every retry: skip its other reads this poll."""
+
+
+class _Refused(Exception):
+    """The unit answered this read with an exception code, or a reply that does not fit it."""
+
+
+@dataclass(slots=True)
+class _Done:
+    values: list[int]
+    sent_ns: int
+    received_ns: int
+
+
+def _client(protocol: Protocol, endpoint: str, meter: Meter, timeout_s: float) -> Any:
+    """A pymodbus client that neither retries nor reconnects by itself: we do both."""
+    common: dict[str, Any] = {"timeout": timeout_s, "retries": 0, "reconnect_delay": 0}
+    if protocol is Protocol.MODBUS_RTU:
+        opts = meter.modbus
+        return AsyncModbusSerialClient(
+            endpoint,
+            framer=FramerType.RTU,
+            baudrate=opts.baudrate,
+            parity=_PARITY[opts.parity],
+            stopbits=opts.stopbits,
+            bytesize=opts.bytesize,
+            **common,
+        )
+    host, _, port = endpoint.rpartition(":")
+    framer = FramerType.RTU if protocol is Protocol.MODBUS_RTU_TCP else FramerType.SOCKET
+    return AsyncModbusTcpClient(host, port=int(port), framer=framer, **common)
+
 
 class ModbusSource:
-    """Polls every `interval_s` the meters (unit ids) behind one Modbus TCP endpoint."""
+    """Polls every `interval_s` the meters (unit ids) that share one Modbus connection or bus.
+
+    `timeout_s`, when given, overrides every meter's own per-request timeout.
+    """
 
     def __init__(
         self,
@@ -29,62 +74,167 @@ class ModbusSource:
         channels: Sequence[ChannelRef],
         *,
         interval_s: float = 1.0,
-        timeout_s: float = 3.0,
+        timeout_s: float | None = None,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
     ) -> None:
-        host, _, port = endpoint.rpartition(":")
         self.endpoint = endpoint
-        self.client = AsyncModbusTcpClient(host, port=int(port), timeout=timeout_s, retries=0)
         self.interval_s = interval_s
+        self.timeout_s = timeout_s
         self.meters: dict[str, tuple[Meter, list[ChannelRef]]] = {}
         for ref in channels:
             self.meters.setdefault(ref.meter.id, (ref.meter, []))[1].append(ref)
+        first = next(iter(self.meters.values()))[0]
+        if {m.protocol for m, _ in self.meters.values()} != {first.protocol}:
+            raise ValueError(f"{endpoint}: meters of one connection share its protocol")
+        self.protocol = first.protocol
+        longest_s = max(self._timeout_s(m) for m, _ in self.meters.values())
+        # pymodbus' own timeout stays longer than ours, so ours always fires first
+        self.client = _client(self.protocol, endpoint, first, longest_s + 1.0)
+        self.connect_timeout_s = longest_s
+        self.bus_lock = asyncio.Lock()  # one request at a time on a connection or bus
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.reconnect_delay_s = reconnect_min_s
+        self._reconnect_at = 0.0  # monotonic seconds
+        self._failing: dict[tuple[str, int, int], str] = {}
 
-    async def _read(self, meter: Meter, refs: list[ChannelRef], table: str) -> dict[str, float]:
-        regs = [r for r in refs if r.channel.modbus and r.channel.modbus.table == table]
-        if not regs:
-            return {}
-        specs = [r.channel.modbus for r in regs if r.channel.modbus]
-        first = min(s.address for s in specs)
-        count = max(s.address + s.words for s in specs) - first
-        read = (
-            self.client.read_holding_registers
-            if table == "holding"
-            else self.client.read_input_registers
+    def _timeout_s(self, meter: Meter) -> float:
+        return self.timeout_s if self.timeout_s is not None else meter.modbus.timeout_s
+
+    async def _connected(self) -> bool:
+        """Connect when due; failures push the next attempt back, doubling up to a cap."""
+        if self.client.connected:
+            return True
+        now = time.monotonic()
+        if now < self._reconnect_at:
+            return False
+        try:
+            async with asyncio.timeout(self.connect_timeout_s):
+                ok = bool(await self.client.connect())
+        except (TimeoutError, OSError, ModbusException) as e:
+            log.debug("Modbus %s: connect failed: %s", self.endpoint, e)
+            ok = False
+        if ok:
+            self.reconnect_delay_s = self.reconnect_min_s
+            return True
+        self.client.close()
+        log.warning(
+            "Modbus %s unreachable; next try in %.1f s", self.endpoint, self.reconnect_delay_s
         )
-        resp = await read(first, count=count, device_id=meter.unit_id)
+        self._reconnect_at = now + self.reconnect_delay_s
+        self.reconnect_delay_s = min(2 * self.reconnect_delay_s, self.reconnect_max_s)
+        return False
+
+    async def _call(self, read: Read, unit_id: int) -> Any:
+        kw = {"count": read.count, "device_id": unit_id}
+        if read.table is Table.COIL:
+            return await self.client.read_coils(read.address, **kw)
+        if read.table is Table.DISCRETE:
+            return await self.client.read_discrete_inputs(read.address, **kw)
+        if read.table is Table.HOLDING:
+            return await self.client.read_holding_registers(read.address, **kw)
+        return await self.client.read_input_registers(read.address, **kw)
+
+    async def _request(self, meter: Meter, read: Read) -> _Done:
+        """One read, retried after timeouts; every wait is bounded by the meter's timeout."""
+        opts = meter.modbus
+        for attempt in range(opts.retries + 1):
+            async with self.bus_lock:
+                sent_ns = time.time_ns()
+                try:
+                    async with asyncio.timeout(self._timeout_s(meter)):
+                        resp = await self._call(read, meter.unit_id)
+                    break
+                except (TimeoutError, ModbusIOException) as e:
+                    if attempt == opts.retries:
+                        raise _Unanswered(f"no answer after {attempt + 1} tries") from e
+                finally:
+                    if opts.pause_between_requests_s > 0:
+                        await asyncio.sleep(opts.pause_between_requests_s)
+        received_ns = time.time_ns()
         if resp.isError():
-            raise ModbusException(f"unit {meter.unit_id}: {resp}")
-        words = list(resp.registers)
-        out = {}
-        for ref, spec in zip(regs, specs, strict=True):
-            at = spec.address - first
-            out[ref.key] = registers.decode(words[at : at + spec.words], spec)
-        return out
+            raise _Refused(f"exception code {getattr(resp, 'exception_code', '?')}")
+        if read.table.is_bits:
+            values = [int(b) for b in resp.bits[: read.count]]
+        else:
+            values = list(resp.registers)
+        if len(values) != read.count:
+            raise _Refused(f"{len(values)} values for {read.count} addresses")
+        return _Done(values=values, sent_ns=sent_ns, received_ns=received_ns)
+
+    def _note(self, meter: Meter, read: Read, problem: str | None) -> None:
+        """Log a read's failure when it starts or changes, and its recovery, not every poll."""
+        where = (meter.id, read.function_code, read.address)
+        if problem is None:
+            if self._failing.pop(where, None) is not None:
+                log.info("Modbus %s unit %d: %s reads again", self.endpoint, meter.unit_id, where)
+        elif self._failing.get(where) != problem:
+            self._failing[where] = problem
+            log.warning(
+                "Modbus %s unit %d fc %d @%d+%d: %s",
+                self.endpoint,
+                meter.unit_id,
+                read.function_code,
+                read.address,
+                read.count,
+                problem,
+            )
 
     async def poll(self, meter: Meter, refs: list[ChannelRef]) -> ReadingBatch:
-        """Read one meter once; the readings' timestamp is the midpoint of request and response."""
-        sent_ns = time.time_ns()
-        quality = Quality.GOOD
-        try:
-            if not self.client.connected:
-                await self.client.connect()
-            values = await self._read(meter, refs, "holding")
-            values |= await self._read(meter, refs, "input")
-        except (ModbusException, OSError, TimeoutError, ValueError) as e:
-            log.warning("Modbus %s unit %d: %s", self.endpoint, meter.unit_id, e)
-            values, quality = {}, Quality.BAD
+        """Read one meter once; each reading is stamped at the midpoint of the read that got it."""
+        started_ns = time.time_ns()
+        words: dict[Table, dict[int, int]] = {t: {} for t in Table}
+        stamps: dict[str, int] = {}
+        if await self._connected():
+            for read in plan_channels(refs):
+                try:
+                    done = await self._request(meter, read)
+                except _Refused as e:
+                    self._note(meter, read, str(e))
+                    continue
+                except _Unanswered as e:
+                    self._note(meter, read, str(e))
+                    break  # the unit is silent: spare the bus its other reads
+                except (ConnectionException, ModbusException, OSError) as e:
+                    self._note(meter, read, f"connection lost: {e}")
+                    self.client.close()
+                    break
+                self._note(meter, read, None)
+                words[read.table].update(enumerate(done.values, start=read.address))
+                for key in read.keys:
+                    stamps[key] = (done.sent_ns + done.received_ns) // 2
         received_ns = time.time_ns()
-        ts_ns = (sent_ns + received_ns) // 2
-        rows = [(r.key, ts_ns, values.get(r.key, float("nan")), quality) for r in refs]
+        poll_ns = (started_ns + received_ns) // 2
+        rows = [self._row(ref, words, stamps.get(ref.key, poll_ns)) for ref in refs]
         return ReadingBatch.from_rows(meter_id=meter.id, receive_ts_ns=received_ns, rows=rows)
+
+    @staticmethod
+    def _row(
+        ref: ChannelRef, words: dict[Table, dict[int, int]], ts_ns: int
+    ) -> tuple[str, int, float, Quality]:
+        reg = ref.channel.modbus
+        bad = (ref.key, ts_ns, math.nan, Quality.BAD)
+        if reg is None:
+            return bad
+        at = reg.address - ref.meter.modbus.address_base
+        table = words[reg.table]
+        try:
+            value = registers.decode([table[a] for a in range(at, at + reg.words)], reg)
+        except (KeyError, ValueError):
+            return bad
+        return (ref.key, ts_ns, value, Quality.GOOD) if math.isfinite(value) else bad
 
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         try:
-            next_ns = time.time_ns()
+            next_s = time.monotonic()
             while True:
                 for meter, refs in self.meters.values():
                     yield await self.poll(meter, refs)
-                next_ns += int(self.interval_s * 1e9)
-                await asyncio.sleep(max(0.0, (next_ns - time.time_ns()) / 1e9))
+                next_s = max(next_s + self.interval_s, time.monotonic() - self.interval_s)
+                await asyncio.sleep(max(0.0, next_s - time.monotonic()))
         finally:
-            self.client.close()
+            self.close()
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,12 +1,19 @@
 """The gateway process: run a Source per field endpoint and publish each batch as one bus message.
 
-Keyed by meter id, so a meter's batches stay in order on one partition.
+Keyed by meter id, so a meter's batches stay in order on one partition. While the bus is
+unreachable the batches wait in a disk buffer, and they are flushed in order when it returns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from types import TracebackType
+from typing import Protocol as TypingProtocol
 
 from compute import codec
 from compute.errors import PlantPulseError
@@ -15,9 +22,13 @@ from compute.plant import ChannelRef, Plant, Protocol
 from ingest.modbus_source import ModbusSource
 from ingest.opcua_source import OpcUaSource
 from ingest.source import Source
+from services.buffer import MEMORY, Buffered, DiskBuffer, DiskBufferError
 from services.bus import Bus
+from services.metrics import Registry
 
 log = logging.getLogger(__name__)
+
+MEMORY_BUFFER_MAX_BYTES = 64 << 20
 
 
 def sources_for(plant: Plant) -> list[Source]:
@@ -35,31 +46,310 @@ def sources_for(plant: Plant) -> list[Source]:
     return sources
 
 
-async def publish(bus: Bus, topic: str, batch: ReadingBatch, max_backoff_s: float = 30.0) -> None:
-    """Publish one batch, retrying with backoff while the bus is unavailable."""
-    backoff_s = 0.5
-    payload = codec.encode(batch)
-    while True:
-        try:
-            await bus.publish(topic, batch.meter_id.encode(), payload)
+class PublishingBus(TypingProtocol):
+    """The part of the Bus port the gateway uses."""
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None: ...
+
+
+class LazyBus:
+    """A bus opened on first publish, and again after a failed open.
+
+    So a gateway starts, reads its meters and buffers while the bus is down. An open in progress
+    is never cancelled by a publish timeout: a later publish waits for the same attempt.
+    """
+
+    def __init__(self, open_bus: Callable[[], AbstractAsyncContextManager[Bus]]) -> None:
+        self._open_bus = open_bus
+        self._stack = AsyncExitStack()
+        self._bus: Bus | None = None
+        self._opening: asyncio.Task[Bus] | None = None
+
+    async def __aenter__(self) -> LazyBus:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._opening
+        self._bus = None
+        await self._stack.aclose()
+
+    async def _open(self) -> Bus:
+        bus = await self._stack.enter_async_context(self._open_bus())
+        self._bus = bus
+        log.info("bus opened")
+        return bus
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        bus = self._bus
+        if bus is None:
+            if self._opening is None or self._opening.done():
+                if self._opening is not None and not self._opening.cancelled():
+                    self._opening.exception()  # a failed attempt: retrieved, then retried
+                self._opening = asyncio.create_task(self._open())
+            bus = await asyncio.shield(self._opening)
+        await bus.publish(topic, key, value, headers)
+
+
+class GatewayMetrics:
+    """The gateway's counters, latency histogram and buffer gauges in a Registry."""
+
+    def __init__(self, registry: Registry, buffer: DiskBuffer) -> None:
+        self.batches_read = registry.counter(
+            "plantpulse_gateway_batches_read_total", "Batches read, one per meter per poll"
+        )
+        self.readings_read = registry.counter(
+            "plantpulse_gateway_readings_read_total", "Readings in the batches read"
+        )
+        self.batches_published = registry.counter(
+            "plantpulse_gateway_batches_published_total",
+            "Batches the bus acknowledged, sent at once (direct) or from the buffer (buffered)",
+            ("path",),
+        )
+        self.errors = registry.counter(
+            "plantpulse_gateway_errors_total",
+            "Failed publishes (timeout, bus, os) and buffer file errors (buffer)",
+            ("kind",),
+        )
+        self.publish_latency = registry.histogram(
+            "plantpulse_gateway_publish_latency_seconds", "Time until the bus acknowledged a batch"
+        )
+        self.dropped = registry.counter(
+            "plantpulse_gateway_dropped_batches_total",
+            "Batches given up: buffer overflow or a buffer file error",
+            ("reason",),
+        )
+        registry.gauge(
+            "plantpulse_gateway_buffered_batches",
+            "Batches waiting in the buffer",
+            read=lambda: buffer.depth_batches,
+        )
+        registry.gauge(
+            "plantpulse_gateway_buffered_bytes",
+            "Bytes of the batches waiting in the buffer",
+            read=lambda: buffer.depth_bytes,
+        )
+        self.buffer = buffer
+
+    def summary(self) -> str:
+        """One line for the log: totals since the gateway started."""
+
+        def split(by_label: dict[tuple[tuple[str, str], ...], float]) -> str:
+            return ", ".join(f"{k[0][1]} {int(v)}" for k, v in sorted(by_label.items())) or "0"
+
+        lat = self.publish_latency
+        latency = (
+            f"mean {lat.mean() * 1e3:.1f} ms, p95 <= {lat.quantile(0.95) * 1e3:g} ms"
+            if lat.count
+            else "none yet"
+        )
+        return (
+            f"read {int(self.batches_read.total())} batches "
+            f"({int(self.readings_read.total())} readings); "
+            f"published {int(self.batches_published.total())} "
+            f"({split(self.batches_published.by_label())}); "
+            f"latency {latency}; errors {split(self.errors.by_label())}; "
+            f"buffered {self.buffer.depth_batches} batches ({self.buffer.depth_bytes} B); "
+            f"dropped {split(self.dropped.by_label())}"
+        )
+
+
+class Publisher:
+    """Publishes batches at once while the bus answers, and through the buffer otherwise.
+
+    Once anything is buffered, every batch goes through the buffer until it has drained, so a
+    meter's newer batch never overtakes its older ones. flush_forever() does the draining.
+    """
+
+    def __init__(
+        self,
+        bus: PublishingBus,
+        topic: str,
+        buffer: DiskBuffer,
+        metrics: GatewayMetrics,
+        *,
+        timeout_s: float = 10.0,
+        retry_min_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        flush_batches: int = 256,
+    ) -> None:
+        self.bus = bus
+        self.topic = topic
+        self.buffer = buffer
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.retry_min_s = retry_min_s
+        self.retry_max_s = retry_max_s
+        self.flush_batches = flush_batches
+        self._pending = asyncio.Event()
+        self._outage_started_s: float | None = None
+        self._dropping = False
+
+    async def publish(self, batch: ReadingBatch) -> None:
+        """Hand one batch on: to the bus, or to the buffer when the bus fails or anything waits."""
+        self.metrics.batches_read.inc()
+        self.metrics.readings_read.inc(batch.size)
+        key, value = batch.meter_id.encode(), codec.encode(batch)
+        if self.buffer.depth_batches == 0 and await self._send(key, value):
+            self.metrics.batches_published.inc(path="direct")
             return
-        except (PlantPulseError, OSError) as e:
-            log.warning(
-                "publish of %s failed, retrying in %.1f s: %s", batch.meter_id, backoff_s, e
+        await self._store(key, value)
+
+    async def _send(self, key: bytes, value: bytes) -> bool:
+        """One publish under the timeout, so a hung broker counts as unreachable."""
+        started_s = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.bus.publish(self.topic, key, value)
+        except TimeoutError:
+            kind, why = "timeout", f"no acknowledgement within {self.timeout_s:g} s"
+        except PlantPulseError as e:
+            kind, why = "bus", str(e)
+        except OSError as e:
+            kind, why = "os", str(e)
+        else:
+            self.metrics.publish_latency.observe(time.perf_counter() - started_s)
+            return True
+        self.metrics.errors.inc(kind=kind)
+        if self._outage_started_s is None:
+            self._outage_started_s = time.monotonic()
+            log.warning("bus unreachable (%s): buffering batches in %s", why, self.buffer.path)
+        return False
+
+    async def _store(self, key: bytes, value: bytes) -> None:
+        try:
+            dropped = await asyncio.to_thread(self.buffer.append, key, value)
+        except DiskBufferError as e:
+            self.metrics.errors.inc(kind="buffer")
+            self.metrics.dropped.inc(reason="buffer_error")
+            log.error("batch of meter %s lost: %s", key.decode(errors="replace"), e)
+            return
+        if dropped:
+            self.metrics.dropped.inc(dropped, reason="overflow")
+            if not self._dropping:
+                self._dropping = True
+                log.warning(
+                    "buffer full (%d batches, %d bytes): dropping batches (%s)",
+                    self.buffer.depth_batches,
+                    self.buffer.depth_bytes,
+                    self.buffer.overflow.value,
+                )
+        self._pending.set()
+
+    async def flush_forever(self) -> None:
+        """Publish what the buffer holds, oldest first, whenever it holds anything."""
+        delay_s = self.retry_min_s
+        while True:
+            self._pending.clear()  # before peek: a batch stored after it sets it again
+            try:
+                entries = await asyncio.to_thread(self.buffer.peek, self.flush_batches)
+                if not entries:
+                    self._drained()
+                    await self._pending.wait()
+                    continue
+                sent = await self._send_oldest_first(entries)
+                if sent:
+                    await asyncio.to_thread(self.buffer.remove, sent)
+                    self.metrics.batches_published.inc(len(sent), path="buffered")
+                if len(sent) == len(entries):
+                    delay_s = self.retry_min_s
+                    continue
+                log.info(
+                    "bus still unreachable, %d batches buffered; next try in %.1f s",
+                    self.buffer.depth_batches,
+                    delay_s,
+                )
+            except DiskBufferError as e:
+                self.metrics.errors.inc(kind="buffer")
+                log.error("cannot flush the buffer, next try in %.1f s: %s", delay_s, e)
+            await asyncio.sleep(delay_s)
+            delay_s = min(2 * delay_s, self.retry_max_s)
+
+    def _drained(self) -> None:
+        if self._outage_started_s is not None:
+            log.info(
+                "bus back: buffer drained after %.0f s", time.monotonic() - self._outage_started_s
             )
-            await asyncio.sleep(backoff_s)
-            backoff_s = min(2 * backoff_s, max_backoff_s)
+        self._outage_started_s = None
+        self._dropping = False
+
+    async def _send_oldest_first(self, entries: Sequence[Buffered]) -> list[int]:
+        """Send the oldest alone as a probe, then each meter's batches in order, meters at once.
+
+        A meter stops at its first failure so its later batches never overtake it. Returns the
+        seqs the bus acknowledged.
+        """
+        head = entries[0]
+        if not await self._send(head.key, head.value):
+            return []
+        sent = [head.seq]
+        by_key: dict[bytes, list[Buffered]] = {}
+        for e in entries[1:]:
+            by_key.setdefault(e.key, []).append(e)
+
+        async def in_order(items: list[Buffered]) -> None:
+            for item in items:
+                if not await self._send(item.key, item.value):
+                    return
+                sent.append(item.seq)
+
+        async with asyncio.TaskGroup() as tg:
+            for items in by_key.values():
+                tg.create_task(in_order(items))
+        return sent
 
 
-async def _pump(source: Source, bus: Bus, topic: str) -> None:
+async def pump(source: Source, publisher: Publisher) -> None:
     async for batch in source.batches():
-        await publish(bus, topic, batch)
+        await publisher.publish(batch)
 
 
-async def run_gateway(plant: Plant, bus: Bus, topic: str = "plantpulse.readings") -> None:
-    """Read every meter of the plant and publish until cancelled."""
+async def _log_summaries(metrics: GatewayMetrics, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        log.info("gateway: %s", metrics.summary())
+
+
+async def run_sources(
+    sources: Sequence[Source], publisher: Publisher, *, summary_interval_s: float | None = None
+) -> None:
+    """Pump every source into the publisher and flush its buffer, until cancelled."""
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(publisher.flush_forever())
+        if summary_interval_s is not None:
+            tg.create_task(_log_summaries(publisher.metrics, summary_interval_s))
+        for s in sources:
+            tg.create_task(pump(s, publisher))
+
+
+async def run_gateway(
+    plant: Plant,
+    bus: PublishingBus,
+    topic: str = "plantpulse.readings",
+    *,
+    buffer: DiskBuffer | None = None,
+    registry: Registry | None = None,
+    publish_timeout_s: float = 10.0,
+    summary_interval_s: float | None = None,
+) -> None:
+    """Read every meter of the plant and publish until cancelled.
+
+    Without a buffer, an in-memory one of MEMORY_BUFFER_MAX_BYTES stands in: enough for an
+    in-process bus, which is never unreachable.
+    """
     sources = sources_for(plant)
     log.info("gateway reading %d endpoints, %d channels", len(sources), len(plant.channels))
-    async with asyncio.TaskGroup() as tg:
-        for s in sources:
-            tg.create_task(_pump(s, bus, topic))
+    with contextlib.ExitStack() as stack:
+        if buffer is None:
+            buffer = stack.enter_context(DiskBuffer(MEMORY, max_bytes=MEMORY_BUFFER_MAX_BYTES))
+        metrics = GatewayMetrics(registry or Registry(), buffer)
+        publisher = Publisher(bus, topic, buffer, metrics, timeout_s=publish_timeout_s)
+        await run_sources(sources, publisher, summary_interval_s=summary_interval_s)

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.buffer import OverflowPolicy
+
 
 class Settings(BaseSettings):
     """Where the plant model is and which bus and store to use.
@@ -30,6 +32,13 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     poll_max_records: int = Field(default=2000, ge=1)
     io_timeout_s: float = Field(default=10.0, gt=0)
+    # The gateway's store-and-forward buffer, used while Kafka is unreachable.
+    buffer_path: Path | None = None  # default: data_dir / "gateway-buffer.sqlite3"
+    buffer_max_bytes: int = Field(default=1 << 30, ge=1)
+    buffer_max_batches: int | None = Field(default=None, ge=1)
+    buffer_overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
+    publish_timeout_s: float = Field(default=10.0, gt=0)  # past it, Kafka counts as unreachable
+    metrics_log_interval_s: float = Field(default=60.0, gt=0)
 
     @property
     def dlq_topic(self) -> str:
@@ -38,3 +47,7 @@ class Settings(BaseSettings):
     @property
     def sqlite_path(self) -> Path:
         return self.data_dir / "plantpulse.sqlite3"
+
+    @property
+    def gateway_buffer_path(self) -> Path:
+        return self.buffer_path or self.data_dir / "gateway-buffer.sqlite3"

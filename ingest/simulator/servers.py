@@ -24,6 +24,7 @@ from compute.model import NS_PER_S
 from compute.plant import ChannelRef, Meter, Protocol
 from ingest import registers
 from ingest.simulator.model import PlantSimulator
+from ingest.simulator.opcua_secure import SimulatorSecurity, secure_server
 
 log = logging.getLogger(__name__)
 NAMESPACE_URI = "urn:plantpulse:simulator"
@@ -37,11 +38,18 @@ def _by_endpoint(sim: PlantSimulator, protocol: Protocol) -> dict[str, list[Mete
     return out
 
 
-async def _serve_opcua(sim: PlantSimulator, endpoint: str, meters: list[Meter]) -> None:
+async def _serve_opcua(
+    sim: PlantSimulator,
+    endpoint: str,
+    meters: list[Meter],
+    security: SimulatorSecurity | None = None,
+) -> None:
     server = Server()
     await server.init()
     server.set_endpoint(endpoint)
     server.set_server_name("plantpulse plant simulator")
+    if security is not None:
+        await secure_server(server, security)
     idx = await server.register_namespace(NAMESPACE_URI)
     refs: list[tuple[ChannelRef, ua.NodeId]] = []
     for m in meters:
@@ -112,6 +120,11 @@ async def _serve_modbus(sim: PlantSimulator, endpoint: str, meters: list[Meter])
         await server.shutdown()  # type: ignore[no-untyped-call]
 
 
+async def serve_opcua_endpoint(sim: PlantSimulator, endpoint: str) -> None:
+    """Serve one OPC UA endpoint of the plant until cancelled (tests restart it on its own)."""
+    await _serve_opcua(sim, endpoint, _by_endpoint(sim, Protocol.OPCUA)[endpoint])
+
+
 def _endpoints(sim: PlantSimulator) -> list[str]:
     return [*_by_endpoint(sim, Protocol.OPCUA), *_by_endpoint(sim, Protocol.MODBUS_TCP)]
 
@@ -133,11 +146,13 @@ async def _wait_listening(endpoint: str, timeout_s: float = 30.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def serve(sim: PlantSimulator) -> AsyncIterator[None]:
-    """Run every endpoint of the simulated plant until the context exits."""
+async def serve(
+    sim: PlantSimulator, *, opcua_security: SimulatorSecurity | None = None
+) -> AsyncIterator[None]:
+    """Run every endpoint of the simulated plant until the context exits; OPC UA may be secured."""
     async with asyncio.TaskGroup() as tg:
         tasks = [
-            tg.create_task(_serve_opcua(sim, ep, ms))
+            tg.create_task(_serve_opcua(sim, ep, ms, opcua_security))
             for ep, ms in _by_endpoint(sim, Protocol.OPCUA).items()
         ] + [
             tg.create_task(_serve_modbus(sim, ep, ms))

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from compute.aggregate import BucketDeltas, ChannelState, Readings
+from compute.model import NO_TS
 from services.store import Bucket, ChannelTotal, Latest
 
 SERIES_SQL = (
@@ -26,17 +27,19 @@ def _f(x: float) -> float | None:
     return None if x != x else float(x)
 
 
-def reading_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]]:
+def reading_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int, int | None]]:
+    """Rows in the readings table's column order; unknown server times become NULL."""
     keys = r.keys
-    for c, t, v, q, rt in zip(
+    for c, t, v, q, rt, st in zip(
         r.channel.tolist(),
         r.ts_ns.tolist(),
         r.value.tolist(),
         r.quality.tolist(),
         r.receive_ts_ns.tolist(),
+        r.server_ts_ns.tolist(),
         strict=True,
     ):
-        yield keys[c], t, _f(v), q, rt
+        yield keys[c], t, _f(v), q, rt, (None if st == NO_TS else st)
 
 
 def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]]:

@@ -100,7 +100,7 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 db.executemany(
-                    "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR IGNORE INTO readings VALUES (?, ?, ?, ?, ?, ?)",
                     r.reading_rows(w.readings),
                 )
                 db.executemany(_UPSERT_BUCKET, r.bucket_rows(w.buckets))

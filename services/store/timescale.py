@@ -50,7 +50,7 @@ ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.
     quality = excluded.quality, receive_ts_ns = excluded.receive_ts_ns
 WHERE excluded.ts_ns > l.ts_ns
 """
-_READING_TYPES = ["text", "int8", "float8", "int2", "int8"]
+_READING_TYPES = ["text", "int8", "float8", "int2", "int8", "int8"]
 _BUCKET_TYPES = ["text", "int8", "int8", "int8", "float8", "float8", "float8", "float8", "int8"]
 
 

@@ -91,6 +91,14 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
     }
     with sqlite3.connect(db) as conn:
         stored = set(conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall())
+        with_server_time = dict(
+            conn.execute(
+                "SELECT channel_id, max(server_ts_ns IS NOT NULL) FROM readings GROUP BY channel_id"
+            ).fetchall()
+        )
+    assert with_server_time == {
+        k: int(r.meter.protocol == "opcua") for k, r in plant.channels.items()
+    }, "OPC UA readings keep the server's timestamp; Modbus has none"
     assert stored == published, "every published reading is stored exactly once"
     assert len(published) > 30 * len(plant.channels) * 0.8
     assert stopped_ns - started_ns > 40 * NS_PER_S

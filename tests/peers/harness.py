@@ -164,11 +164,14 @@ def _await_ready(
 
 
 @contextlib.contextmanager
-def node_opcua_server(port: int) -> Iterator[str]:
-    """A node-opcua server on 127.0.0.1:port; yields its opc.tcp:// endpoint URL."""
+def node_opcua_server(port: int, max_nodes_per_read: int = 0) -> Iterator[str]:
+    """A node-opcua server on 127.0.0.1:port; yields its opc.tcp:// endpoint URL.
+
+    With max_nodes_per_read it refuses Read calls of more nodes, as small servers do.
+    """
     with (
         tempfile.TemporaryDirectory(prefix="plantpulse-opcua-pki-") as pki,
-        _node_peer("opcua_server.js", str(port), pki) as endpoint,
+        _node_peer("opcua_server.js", str(port), pki, str(max_nodes_per_read)) as endpoint,
     ):
         yield endpoint
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // An independent OPC UA server (node-opcua) for plantpulse's integration tests.
 //
-// Usage: node opcua_server.js PORT [PKI_DIR]
+// Usage: node opcua_server.js PORT [PKI_DIR] [MAX_NODES_PER_READ]
 // Serves, in the server's own namespace (ns=1), Double variables with string node ids:
 //   peer.temperature   21.5, Good
 //   peer.pressure-diff 15.25, Good
@@ -34,6 +34,8 @@ async function main() {
         process.exit(2);
     }
     const pkiDir = process.argv[3] || path.join(os.tmpdir(), `plantpulse-opcua-peer-${port}`);
+    // A small MaxNodesPerRead makes the server refuse larger Read calls (BadTooManyOperations).
+    const maxNodesPerRead = Number.parseInt(process.argv[4] || "0", 10);
     const serverCertificateManager = new OPCUACertificateManager({
         rootFolder: path.join(pkiDir, "server"),
         automaticallyAcceptUnknownCertificate: true,
@@ -51,6 +53,8 @@ async function main() {
         userCertificateManager,
         allowAnonymous: true,
         buildInfo: { productName: "plantpulse-test-peer", buildNumber: "1" },
+        serverCapabilities:
+            maxNodesPerRead > 0 ? { operationLimits: { maxNodesPerRead } } : undefined,
     });
     await server.initialize();
 

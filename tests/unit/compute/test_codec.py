@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from compute import codec
 from compute.errors import CodecError
-from compute.model import Quality, ReadingBatch
+from compute.model import NO_TS, Quality, ReadingBatch
 
 rows = st.lists(
     st.tuples(
@@ -34,7 +34,7 @@ def test_round_trip(r: list[tuple[str, int, float, Quality]], receive_ts_ns: int
         b.channel_ids,
         b.receive_ts_ns,
     )
-    for name in ("channel_index", "ts_ns", "value", "quality"):
+    for name in ("channel_index", "ts_ns", "value", "quality", "server_ts_ns"):
         np.testing.assert_array_equal(getattr(d, name), getattr(b, name))
 
 
@@ -51,7 +51,7 @@ def _good() -> bytes:
         (_good()[:2] + bytes([9]) + _good()[3:], "unsupported schema version 9"),
         (_good()[:-3], "truncated"),
         (_good() + b"\0", "trailing bytes"),
-        (_good()[:-1] + bytes([7]), "unknown quality code 7"),
+        (_good()[:-9] + bytes([7]) + _good()[-8:], "unknown quality code 7"),
         (b"plain text that is not a batch", "bad magic"),
     ],
 )
@@ -62,7 +62,7 @@ def test_malformed_messages_say_why(data: bytes, reason: str) -> None:
 
 def test_channel_index_past_the_table_is_rejected() -> None:
     data = bytearray(_good())
-    n_off = len(data) - (2 + 8 + 8 + 1) - 4
+    n_off = len(data) - (2 + 8 + 8 + 1 + 8) - 4
     assert struct.unpack_from("<I", data, n_off) == (1,)
     struct.pack_into("<H", data, n_off + 4, 5)
     with pytest.raises(CodecError, match="past the channel table"):
@@ -73,3 +73,10 @@ def test_channel_index_past_the_table_is_rejected() -> None:
 def test_random_bytes_never_escape_as_anything_but_codec_error(data: bytes) -> None:
     with contextlib.suppress(CodecError):
         codec.decode(data)
+
+
+def test_version_1_messages_are_still_read_without_server_times() -> None:
+    v2 = _good()
+    v1 = v2[:2] + bytes([1]) + v2[3:-8]  # the same batch as an older gateway wrote it
+    d = codec.decode(v1)
+    assert d.value.tolist() == [2.0] and d.server_ts_ns.tolist() == [NO_TS]
