@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from asyncua import ua
 from asyncua.client.client import Client
@@ -39,7 +40,7 @@ _SERVER = ua.NodeId(
     ua.Int32(ObjectIds.Server)
 )  # the server's own diagnostics: skipped unless asked for
 _HAS_PROPERTY = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
-_OBJECT_OR_VARIABLE = ua.NodeClass(ua.NodeClass.Object | ua.NodeClass.Variable)
+_OBJECT_OR_VARIABLE = cast(ua.NodeClass, ua.NodeClass.Object | ua.NodeClass.Variable)  # a mask
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -16,6 +17,8 @@ from pydantic import ValidationError
 
 from compute.errors import PlantPulseError
 from compute.plant import Plant, PlantConfigError
+from ingest import opcua_browse
+from ingest.opcua_security import explain
 from services import runtime
 from services.config import load_plant
 from services.settings import Settings
@@ -51,7 +54,68 @@ def _parser() -> argparse.ArgumentParser:
         if name == "api":
             proc.add_argument("--host")
             proc.add_argument("--port", type=int)
+    _browse_parser(sub)
     return p
+
+
+def _browse_parser(sub: Any) -> None:
+    b = sub.add_parser("browse", help="list an OPC UA server's variables for channel config")
+    b.add_argument("endpoint", help="opc.tcp://host:port/path")
+    b.add_argument("--node", default="i=85", help="start node id (default: Objects, i=85)")
+    b.add_argument("--depth", type=int, default=3, help="levels below the node (default: 3)")
+    b.add_argument("--mode", choices=["None", "Sign", "SignAndEncrypt"])
+    b.add_argument("--policy", help="Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss")
+    b.add_argument("--trust", type=Path, help="directory of trusted server certificates")
+    b.add_argument("--fingerprint", help="the server certificate's pinned SHA-256")
+    b.add_argument("--cert-dir", type=Path, help="client certificate (default: data dir)")
+    b.add_argument("--user", help="user name; the password comes from --password-env")
+    b.add_argument("--password-env", help="environment variable holding the password")
+    b.add_argument("--user-cert", type=Path, help="X.509 user certificate")
+    b.add_argument("--user-key", type=Path, help="its private key")
+    b.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
+
+
+def _browse(args: argparse.Namespace) -> int:
+    """Exit 0 with the table, 2 for bad arguments, 1 naming why the server was not browsed."""
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # the one-line reason says it
+    try:
+        options = opcua_browse.options_from_flags(
+            mode=args.mode,
+            policy=args.policy,
+            trust=args.trust,
+            fingerprint=args.fingerprint,
+            cert_dir=args.cert_dir,
+            user=args.user,
+            password_env=args.password_env,
+            user_cert=args.user_cert,
+            user_key=args.user_key,
+        )
+        start = opcua_browse.parse_target(args.endpoint, args.node, args.depth)
+        if args.password_env and args.password_env not in os.environ:
+            raise ValueError(f"--password-env: {args.password_env} is not set")
+        if args.timeout <= 0:
+            raise ValueError("--timeout must be more than 0 seconds")
+    except ValueError as e:
+        print(f"plantpulse browse: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    pki_dir = _settings(args).data_dir / "opcua-pki"
+    try:
+        rows = asyncio.run(
+            opcua_browse.browse(
+                args.endpoint,
+                options,
+                start=start,
+                depth=args.depth,
+                pki_dir=pki_dir,
+                secrets=os.environ,
+                timeout_s=args.timeout,
+            )
+        )
+    except opcua_browse.BROWSE_ERRORS as e:
+        print(f"plantpulse browse: {args.endpoint}: {explain(e)}", file=sys.stderr)
+        return 1
+    print(opcua_browse.format_table(rows))
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -103,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("asyncua", "pymodbus", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if args.command == "browse":
+        return _browse(args)
     if args.command == "check-config":
         plant = _load(args.file)
         print(

@@ -18,10 +18,12 @@ from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
 from services.aggregator import Aggregator
 from services.api import create_app
+from services.buffer import DiskBuffer
 from services.bus import Bus
 from services.bus.kafka import KafkaBus
 from services.bus.memory import MemoryBus
-from services.gateway import run_gateway
+from services.gateway import LazyBus, run_gateway
+from services.metrics import Registry
 from services.settings import Settings
 from services.store import Store
 from services.store.sqlite import SqliteStore
@@ -44,13 +46,17 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
             yield lite
 
 
-@contextlib.asynccontextmanager
-async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
+def require_kafka(settings: Settings) -> str:
     if not settings.kafka_bootstrap:
         raise SettingsError(
             "PT_KAFKA_BOOTSTRAP is required: this process talks to the others through Kafka"
         )
-    async with KafkaBus(settings.kafka_bootstrap, timeout_s=settings.io_timeout_s) as bus:
+    return settings.kafka_bootstrap
+
+
+@contextlib.asynccontextmanager
+async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
+    async with KafkaBus(require_kafka(settings), timeout_s=settings.io_timeout_s) as bus:
         await bus.ensure_topics(
             [settings.readings_topic, settings.dlq_topic],
             settings.kafka_partitions,
@@ -79,9 +85,29 @@ def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server
     return uvicorn.Server(config)
 
 
+def gateway_buffer(settings: Settings) -> DiskBuffer:
+    return DiskBuffer(
+        settings.gateway_buffer_path,
+        max_bytes=settings.buffer_max_bytes,
+        max_batches=settings.buffer_max_batches,
+        overflow=settings.buffer_overflow,
+    )
+
+
 async def run_gateway_process(plant: Plant, settings: Settings) -> None:
-    async with open_kafka(settings) as bus:
-        await run_gateway(plant, bus, settings.readings_topic)
+    """Kafka is opened lazily: the gateway starts and buffers even while Kafka is down."""
+    require_kafka(settings)
+    with gateway_buffer(settings) as buffer:
+        async with LazyBus(lambda: open_kafka(settings)) as bus:
+            await run_gateway(
+                plant,
+                bus,
+                settings.readings_topic,
+                buffer=buffer,
+                registry=Registry(),
+                publish_timeout_s=settings.publish_timeout_s,
+                summary_interval_s=settings.metrics_log_interval_s,
+            )
 
 
 async def run_aggregator_process(plant: Plant, settings: Settings) -> None:

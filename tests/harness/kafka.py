@@ -178,42 +178,97 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+class KafkaBroker:
+    """A single-node KRaft broker with its data and kafka.log in workdir.
+
+    stop() and start() keep its ports and its data, as a broker restarted in place would. Fork it
+    (start or spawn) from a thread that outlives it: the broker dies with the forking thread.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir.resolve()
+        self.port, self.controller_port = free_port(), free_port()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.logfile = self.workdir / "kafka.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._jvm: list[str] = []
+
+    def _format(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        classpath = f"{ensure_kafka_jars()}/*"
+        props = self.workdir / "server.properties"
+        props.write_text(_server_properties(self.workdir, self.port, self.controller_port))
+        (self.workdir / "log4j2.properties").write_text(LOG4J2)
+        log4j = f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}"
+        jvm_opts = ["-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j]
+        self._jvm = [_java(), *jvm_opts, "-cp", classpath]
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        fmt_cmd = [*self._jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t"]
+        fmt = subprocess.run(
+            [*fmt_cmd, cluster_id, "-c", str(props)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise RuntimeError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def spawn(self) -> None:
+        """Launch the broker without waiting for it; formats the storage the first time."""
+        if self.running:
+            return
+        if not self._jvm:
+            self._format()
+        with self.logfile.open("ab") as out:  # a restart appends to the same log
+            self._proc = subprocess.Popen(
+                [*self._jvm, "kafka.Kafka", str(self.workdir / "server.properties")],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # only a prctl call runs in the child
+            )
+
+    def wait_ready(self) -> None:
+        """Block until the broker serves produce requests; RuntimeError when it does not."""
+        assert self._proc is not None, "spawn() the broker first"
+        started = time.monotonic()
+        _wait_ready(self._proc, self.bootstrap, self.port, self.logfile)
+        log.info(
+            "Kafka %s ready at %s in %.1f s",
+            kafka_version(),
+            self.bootstrap,
+            time.monotonic() - started,
+        )
+
+    def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def stop(self) -> None:
+        """Stop the broker cleanly (SIGTERM, then SIGKILL after 20 s); its data stays."""
+        if self._proc is not None:
+            _stop(self._proc)
+            self._proc = None
+
+    def __enter__(self) -> KafkaBroker:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 @contextlib.contextmanager
 def kafka_broker(workdir: Path) -> Iterator[str]:
     """Run a broker with its data and kafka.log in workdir; yield "127.0.0.1:PORT"."""
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    classpath = f"{ensure_kafka_jars()}/*"
-    java = _java()
-    port, controller_port = free_port(), free_port()
-    props = workdir / "server.properties"
-    props.write_text(_server_properties(workdir, port, controller_port))
-    (workdir / "log4j2.properties").write_text(LOG4J2)
-    log4j = f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}"
-    jvm = [java, "-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j, "-cp", classpath]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    fmt_cmd = [*jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id]
-    fmt = subprocess.run(
-        [*fmt_cmd, "-c", str(props)], capture_output=True, text=True, timeout=120, check=False
-    )
-    if fmt.returncode != 0:
-        raise RuntimeError(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
-    logfile = workdir / "kafka.log"
-    bootstrap = f"127.0.0.1:{port}"
-    started = time.monotonic()
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(
-            [*jvm, "kafka.Kafka", str(props)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # only a prctl call runs in the child
-        )
-    try:
-        _wait_ready(proc, bootstrap, port, logfile)
-        log.info(
-            "Kafka %s ready at %s in %.1f s", kafka_version(), bootstrap, time.monotonic() - started
-        )
-        yield bootstrap
-    finally:
-        _stop(proc)
+    with KafkaBroker(workdir) as broker:
+        yield broker.bootstrap
