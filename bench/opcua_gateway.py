@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
+import resource
 import time
 from collections.abc import Callable
 from typing import Any

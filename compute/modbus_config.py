@@ -64,6 +64,11 @@ class Parity(enum.StrEnum):
     EVEN = "even"
     ODD = "odd"
 
+    @property
+    def letter(self) -> str:
+        """N, E or O, as serial libraries name it."""
+        return self.value[0].upper()
+
 
 TYPE_WORDS = {
     RegisterType.INT16: 1,

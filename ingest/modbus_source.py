@@ -17,15 +17,13 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from compute.modbus_config import Parity, Table
+from compute.modbus_config import Table
 from compute.model import Quality, ReadingBatch
 from compute.plant import ChannelRef, Meter, Protocol
 from ingest import registers
 from ingest.modbus_plan import Read, plan_channels
 
 log = logging.getLogger(__name__)
-
-_PARITY = {Parity.NONE: "N", Parity.EVEN: "E", Parity.ODD: "O"}
 
 
 class _Unanswered(Exception):
@@ -52,7 +50,7 @@ def _client(protocol: Protocol, endpoint: str, meter: Meter, timeout_s: float) -
             endpoint,
             framer=FramerType.RTU,
             baudrate=opts.baudrate,
-            parity=_PARITY[opts.parity],
+            parity=opts.parity.letter,
             stopbits=opts.stopbits,
             bytesize=opts.bytesize,
             **common,

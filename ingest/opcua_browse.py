@@ -112,7 +112,9 @@ async def browse_variables(client: Client, start: ua.NodeId, depth: int) -> list
     """Every variable reachable from start over hierarchical references, within depth levels."""
     walker = _Walker(client)
     walker.seen.add(start)
-    await walker.walk(client.get_node(start), "", depth)
+    node = client.get_node(start)
+    await node.read_node_class()  # raises BadNodeIdUnknown rather than listing nothing
+    await walker.walk(node, "", depth)
     return walker.found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
@@ -40,7 +41,15 @@ def sources_for(plant: Plant) -> list[Source]:
     for (protocol, endpoint), refs in groups.items():
         interval_s = min(r.meter.interval_s for r in refs)
         if protocol is Protocol.OPCUA:
-            sources.append(OpcUaSource(endpoint, refs, publish_interval_s=interval_s))
+            sources.append(
+                OpcUaSource(
+                    endpoint,
+                    refs,
+                    publish_interval_s=interval_s,
+                    security=refs[0].meter.opcua,  # alike for one endpoint (checked)
+                    secrets=os.environ,
+                )
+            )
         else:
             sources.append(ModbusSource(endpoint, refs, interval_s=interval_s))
     return sources

@@ -90,11 +90,12 @@ class _Users(UserManager):
             return User(role=UserRole.User, name=username) if ok else None
         # asyncua passes the channel's client certificate for anonymous sessions too, so a
         # certificate that is not a known user's falls back to anonymous (when allowed).
-        if certificate is not None:
+        if certificate:  # empty on an unsecured channel
             fp = x509.load_der_x509_certificate(bytes(certificate)).fingerprint(hashes.SHA256())
             if fp.hex() in self.security.user_cert_fingerprints:
                 return User(role=UserRole.User, name=f"cert:{fp.hex()[:12]}")
-        return User(role=UserRole.Anonymous) if self.security.allow_anonymous else None
+        # asyncua lets the Anonymous role do nothing at all: anonymous readers are plain users.
+        return User(role=UserRole.User, name="anonymous") if self.security.allow_anonymous else None
 
 
 async def secure_server(server: Server, security: SimulatorSecurity) -> None:

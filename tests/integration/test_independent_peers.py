@@ -39,6 +39,9 @@ OPC_COUNTER_STEP = 1.5
 MB_COUNTER_START = 0x12345678
 MB_FLOAT = struct.unpack(">f", struct.pack(">f", 230.41))[0]  # the float32 the server stores
 MB_UINT16 = 4242
+MB_INT32 = -123456  # BADC
+MB_FLOAT64 = -1234.5678  # DCBA
+MB_INPUT_FLOAT = 21.5  # input registers 0-1, ABCD
 
 RECENT_NS = 5_000_000_000  # a fresh source timestamp lies within 5 s of our clock
 
@@ -130,10 +133,19 @@ def _modbus_channels(endpoint: str) -> dict[str, ChannelRef]:
                 endpoint,
                 1,
                 {
-                    "count": {"address": 0, "type": "uint32", "word_order": "big"},
-                    "energy": {"address": 0, "type": "uint32", "word_order": "big", "scale": 0.01},
-                    "power": {"address": 2, "type": "float32", "word_order": "little"},
+                    "count": {"address": 0, "type": "uint32", "order": "ABCD"},
+                    "energy": {"address": 0, "type": "uint32", "order": "ABCD", "scale": 0.01},
+                    "power": {"address": 2, "type": "float32", "order": "CDAB"},
                     "status": {"address": 4, "type": "uint16"},
+                    "i32": {"address": 5, "type": "int32", "order": "BADC"},
+                    "f64": {"address": 7, "type": "float64", "order": "DCBA"},
+                    "i16": {"address": 11, "type": "int16", "scale": 0.5, "offset": 10},
+                    "bit1": {"address": 12, "type": "bit", "bit": 1},
+                    "bit2": {"address": 12, "type": "bit", "bit": 2},
+                    "inp": {"address": 0, "type": "float32", "table": "input"},
+                    "coil0": {"address": 0, "type": "bit", "table": "coil"},
+                    "coil1": {"address": 1, "type": "bit", "table": "coil"},
+                    "di1": {"address": 1, "type": "bit", "table": "discrete"},
                 },
             ),
             _modbus_meter(  # the server answers unit 1 only
@@ -250,6 +262,15 @@ async def test_modbus_source_decodes_modbus_serial_registers(modbus_peer: str) -
                 "peer-meter.energy": (float(MB_COUNTER_START + n) * 0.01, Quality.GOOD),
                 "peer-meter.power": (MB_FLOAT, Quality.GOOD),
                 "peer-meter.status": (float(MB_UINT16), Quality.GOOD),
+                "peer-meter.i32": (float(MB_INT32), Quality.GOOD),
+                "peer-meter.f64": (MB_FLOAT64, Quality.GOOD),
+                "peer-meter.i16": (-2 * 0.5 + 10, Quality.GOOD),
+                "peer-meter.bit1": (1.0, Quality.GOOD),
+                "peer-meter.bit2": (0.0, Quality.GOOD),
+                "peer-meter.inp": (MB_INPUT_FLOAT, Quality.GOOD),
+                "peer-meter.coil0": (1.0, Quality.GOOD),
+                "peer-meter.coil1": (0.0, Quality.GOOD),
+                "peer-meter.di1": (1.0, Quality.GOOD),
             }
             assert all(before_ns <= ts <= batch.receive_ts_ns for ts in batch.ts_ns.tolist())
     finally:

@@ -7,17 +7,30 @@
 //        earlier reads that covered address 0, so every read sees the next value
 //   2-3  float32 FLOAT_VALUE, little word order (CDAB: low word at 2, high word at 3)
 //   4    uint16 4242
-// Any address from HOLDING_SIZE on is refused with exception 02 (illegal data address).
+//   5-6  int32 INT32_VALUE in BADC order (the bytes of each register swapped)
+//   7-10 float64 FLOAT64_VALUE in DCBA order (little-endian: least significant byte first)
+//   11   int16 -2
+//   12   status bits 0b1010: bits 1 and 3 set
+// Any holding address from HOLDING_SIZE on is refused with exception 02 (illegal data address).
+// Input registers 0-1: float32 INPUT_FLOAT in ABCD order. Coils 0-7: on where COILS has a 1.
+// Discrete inputs 0-7: on where DISCRETE has a 1. Anything beyond is refused, and so is any write.
 // Prints "READY 127.0.0.1:PORT" on stdout once listening; exits on SIGTERM, SIGINT or stdin closing.
 "use strict";
 
 const ModbusRTU = require("modbus-serial");
 
 const UNIT_ID = 1;
-const HOLDING_SIZE = 5;
+const HOLDING_SIZE = 13;
 const COUNTER_START = 0x12345678; // 305419896: both words non-zero and distinct
 const FLOAT_VALUE = 230.41; // stored as the nearest float32
 const UINT16_VALUE = 4242;
+const INT32_VALUE = -123456;
+const FLOAT64_VALUE = -1234.5678;
+const INT16_VALUE = -2;
+const STATUS_BITS = 0b1010;
+const INPUT_FLOAT = 21.5;
+const COILS = [1, 0, 0, 1, 0, 0, 1, 0];
+const DISCRETE = [0, 1, 1, 0, 0, 0, 0, 1];
 
 let counterReads = 0;
 
@@ -33,6 +46,20 @@ function floatWords(value) {
     return [buf.readUInt16BE(0), buf.readUInt16BE(2)]; // [high, low]
 }
 
+// BADC: each register's two bytes swapped, registers in big-endian order.
+function int32BadcWords(value) {
+    const buf = Buffer.alloc(4);
+    buf.writeInt32BE(value, 0);
+    return [buf.readUInt16LE(0), buf.readUInt16LE(2)];
+}
+
+// DCBA: the whole value little-endian, read as big-endian registers in address order.
+function float64DcbaWords(value) {
+    const buf = Buffer.alloc(8);
+    buf.writeDoubleLE(value, 0);
+    return [0, 2, 4, 6].map((at) => buf.readUInt16BE(at));
+}
+
 // One consistent snapshot of the table per request, so a read never mixes two counter values.
 function snapshot(coversCounter) {
     const counter = (COUNTER_START + counterReads) >>> 0;
@@ -40,7 +67,17 @@ function snapshot(coversCounter) {
         counterReads += 1;
     }
     const [floatHigh, floatLow] = floatWords(FLOAT_VALUE);
-    return [(counter >>> 16) & 0xffff, counter & 0xffff, floatLow, floatHigh, UINT16_VALUE];
+    return [
+        (counter >>> 16) & 0xffff,
+        counter & 0xffff,
+        floatLow,
+        floatHigh,
+        UINT16_VALUE,
+        ...int32BadcWords(INT32_VALUE),
+        ...float64DcbaWords(FLOAT64_VALUE),
+        INT16_VALUE & 0xffff,
+        STATUS_BITS,
+    ];
 }
 
 function readBlock(address, length) {
@@ -49,6 +86,14 @@ function readBlock(address, length) {
     }
     const covers = address <= 0 && address + length > 0;
     return snapshot(covers).slice(address, address + length);
+}
+
+function bitOf(bits, address, callback) {
+    if (address >= bits.length) {
+        callback(illegalAddress(address));
+    } else {
+        callback(null, bits[address] === 1);
+    }
 }
 
 const vector = {
@@ -67,10 +112,18 @@ const vector = {
         }
     },
     getInputRegister(address, unitID, callback) {
-        callback(illegalAddress(address));
+        const words = floatWords(INPUT_FLOAT);
+        if (address >= words.length) {
+            callback(illegalAddress(address));
+        } else {
+            callback(null, words[address]);
+        }
     },
     getCoil(address, unitID, callback) {
-        callback(illegalAddress(address));
+        bitOf(COILS, address, callback);
+    },
+    getDiscreteInput(address, unitID, callback) {
+        bitOf(DISCRETE, address, callback);
     },
     setRegister(address, value, unitID, callback) {
         callback(illegalAddress(address));

@@ -31,13 +31,13 @@ def test_a_bad_config_names_the_offending_path_and_exits_2(
 ) -> None:
     data = yaml.safe_load(example_plant_file.read_text())
     data["meters"][3]["channels"][0]["kind"] = "meter-ish"
-    data["meters"][6]["channels"][1]["register"]["word_order"] = "sideways"
+    data["meters"][6]["channels"][1]["register"]["order"] = "sideways"
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(data))
     r = _check(bad)
     assert r.returncode == 2
     assert "meters[3].channels[0].kind: " in r.stderr
-    assert "meters[6].channels[1].register.word_order: " in r.stderr
+    assert "meters[6].channels[1].register.order: " in r.stderr
 
 
 def test_broken_yaml_says_where(tmp_path: Path) -> None:
