@@ -200,6 +200,7 @@ class Publisher:
         self.flush_batches = flush_batches
         self._pending = asyncio.Event()
         self._outage_started_s: float | None = None
+        self._flushed_before = 0.0
         self._dropping = False
 
     async def publish(self, batch: ReadingBatch) -> None:
@@ -230,6 +231,7 @@ class Publisher:
         self.metrics.errors.inc(kind=kind)
         if self._outage_started_s is None:
             self._outage_started_s = time.monotonic()
+            self._flushed_before = self.metrics.batches_published.value(path="buffered")
             log.warning("bus unreachable (%s): buffering batches in %s", why, self.buffer.path)
         return False
 
@@ -285,7 +287,9 @@ class Publisher:
     def _drained(self) -> None:
         if self._outage_started_s is not None:
             log.info(
-                "bus back: buffer drained after %.0f s", time.monotonic() - self._outage_started_s
+                "bus back: buffer drained %.0f s after the outage began, %d batches flushed",
+                time.monotonic() - self._outage_started_s,
+                self.metrics.batches_published.value(path="buffered") - self._flushed_before,
             )
         self._outage_started_s = None
         self._dropping = False
