@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 MEMORY = ":memory:"
 _SCHEMA_VERSION = 1
+_UNREADABLE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused, so a seq names one batch for good
@@ -113,8 +114,9 @@ class DiskBuffer:
                 return
             try:
                 db = self._connect()
-            except sqlite3.DatabaseError as e:
-                if isinstance(e, sqlite3.OperationalError) or self.path == MEMORY:
+            except sqlite3.Error as e:
+                code = getattr(e, "sqlite_errorcode", 0) & 0xFF  # the primary result code
+                if code not in _UNREADABLE or self.path == MEMORY:
                     raise DiskBufferError(f"cannot open the buffer {self.path}: {e}") from e
                 self._set_aside(e)
                 try:
@@ -156,7 +158,7 @@ class DiskBuffer:
             raise
         return db
 
-    def _set_aside(self, error: sqlite3.DatabaseError) -> None:
+    def _set_aside(self, error: sqlite3.Error) -> None:
         """Keep an unreadable file for inspection under another name and start afresh."""
         assert isinstance(self.path, Path)
         aside = self.path.with_name(f"{self.path.name}.corrupt-{time.time_ns()}")

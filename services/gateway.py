@@ -24,7 +24,6 @@ from ingest.modbus_source import ModbusSource
 from ingest.opcua_source import OpcUaSource
 from ingest.source import Source
 from services.buffer import MEMORY, Buffered, DiskBuffer, DiskBufferError
-from services.bus import Bus
 from services.metrics import Registry
 
 log = logging.getLogger(__name__)
@@ -70,11 +69,11 @@ class LazyBus:
     is never cancelled by a publish timeout: a later publish waits for the same attempt.
     """
 
-    def __init__(self, open_bus: Callable[[], AbstractAsyncContextManager[Bus]]) -> None:
+    def __init__(self, open_bus: Callable[[], AbstractAsyncContextManager[PublishingBus]]) -> None:
         self._open_bus = open_bus
         self._stack = AsyncExitStack()
-        self._bus: Bus | None = None
-        self._opening: asyncio.Task[Bus] | None = None
+        self._bus: PublishingBus | None = None
+        self._opening: asyncio.Task[PublishingBus] | None = None
 
     async def __aenter__(self) -> LazyBus:
         return self
@@ -82,14 +81,15 @@ class LazyBus:
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._opening is not None and not self._opening.done():
-            self._opening.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._opening
+        if self._opening is not None:
+            self._opening.cancel()  # a no-op when it is done
+            await asyncio.wait([self._opening])
+            if not self._opening.cancelled():
+                self._opening.exception()  # retrieved: a failed open was already counted
         self._bus = None
         await self._stack.aclose()
 
-    async def _open(self) -> Bus:
+    async def _open(self) -> PublishingBus:
         bus = await self._stack.enter_async_context(self._open_bus())
         self._bus = bus
         log.info("bus opened")
@@ -147,12 +147,19 @@ class GatewayMetrics:
             read=lambda: buffer.depth_bytes,
         )
         self.buffer = buffer
+        for path in ("direct", "buffered"):  # series exist from the start, at 0
+            self.batches_published.inc(0, path=path)
+        for kind in ("timeout", "bus", "os", "buffer"):
+            self.errors.inc(0, kind=kind)
+        for reason in ("overflow", "buffer_error"):
+            self.dropped.inc(0, reason=reason)
 
     def summary(self) -> str:
         """One line for the log: totals since the gateway started."""
 
         def split(by_label: dict[tuple[tuple[str, str], ...], float]) -> str:
-            return ", ".join(f"{k[0][1]} {int(v)}" for k, v in sorted(by_label.items())) or "0"
+            parts = [f"{k[0][1]} {int(v)}" for k, v in sorted(by_label.items()) if v]
+            return ", ".join(parts) or "none"
 
         lat = self.publish_latency
         latency = (
@@ -163,8 +170,8 @@ class GatewayMetrics:
         return (
             f"read {int(self.batches_read.total())} batches "
             f"({int(self.readings_read.total())} readings); "
-            f"published {int(self.batches_published.total())} "
-            f"({split(self.batches_published.by_label())}); "
+            f"published {int(self.batches_published.value(path='direct'))} direct, "
+            f"{int(self.batches_published.value(path='buffered'))} from the buffer; "
             f"latency {latency}; errors {split(self.errors.by_label())}; "
             f"buffered {self.buffer.depth_batches} batches ({self.buffer.depth_bytes} B); "
             f"dropped {split(self.dropped.by_label())}"

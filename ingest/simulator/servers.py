@@ -144,7 +144,7 @@ def _block(table: Table, spans: list[tuple[int, int]]) -> list[SimData]:
 
 
 def _device(sim: PlantSimulator, meter: Meter, unit_id: int | None = None) -> SimDevice:
-    """The meter's simulated fields; reading any other register is an illegal data address."""
+    """The meter's simulated fields (none, as `unit_id`); other registers are illegal addresses."""
     base = meter.modbus.address_base
     spans: dict[Table, list[tuple[int, int]]] = {t: [] for t in Table}
     for _, r in _simulated(sim, meter) if unit_id is None else []:
@@ -153,7 +153,7 @@ def _device(sim: PlantSimulator, meter: Meter, unit_id: int | None = None) -> Si
     return SimDevice(
         id=meter.unit_id if unit_id is None else unit_id,
         simdata=(c, d, h, i),
-        action=partial(_read_action, sim, meter),
+        action=partial(_read_action, sim, meter) if unit_id is None else None,
     )
 
 

@@ -7,12 +7,13 @@ and survives close, reopen, SIGKILL mid-write and a torn WAL tail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from compute import codec
 from compute.errors import PlantPulseError
 from compute.model import Quality, ReadingBatch
 from services.buffer import MEMORY, DiskBuffer, DiskBufferError, OverflowPolicy
-from services.gateway import GatewayMetrics, Publisher
+from services.gateway import GatewayMetrics, LazyBus, Publisher, PublishingBus
 from services.metrics import Registry
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -271,7 +272,7 @@ def _batch(meter: str, n: int) -> ReadingBatch:
     )
 
 
-def _publisher(bus: FlakyBus, buf: DiskBuffer) -> tuple[Publisher, GatewayMetrics]:
+def _publisher(bus: PublishingBus, buf: DiskBuffer) -> tuple[Publisher, GatewayMetrics]:
     metrics = GatewayMetrics(Registry(), buf)
     pub = Publisher(bus, "t", buf, metrics, timeout_s=0.2, retry_min_s=0.01, retry_max_s=0.05)
     return pub, metrics
@@ -367,3 +368,27 @@ async def test_overflow_drops_are_counted_in_the_metrics() -> None:
     assert "\nplantpulse_gateway_buffered_batches 3\n" in text
     assert '\nplantpulse_gateway_dropped_batches_total{reason="overflow"} 7\n' in text
     assert "buffered 3 batches" in metrics.summary() and "overflow 7" in metrics.summary()
+
+
+async def test_a_bus_that_cannot_be_opened_yet_is_buffered_for_and_opened_later() -> None:
+    bus = FlakyBus()
+    attempts: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def open_bus() -> AsyncIterator[FlakyBus]:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise PlantPulseError("cannot reach the broker")
+        yield bus
+
+    with DiskBuffer(MEMORY) as buf:
+        async with LazyBus(open_bus) as lazy:
+            pub, metrics = _publisher(lazy, buf)
+            async with asyncio.TaskGroup() as tg:
+                flusher = tg.create_task(pub.flush_forever())
+                for n in range(3):
+                    await pub.publish(_batch("m1", n))
+                await _until(lambda: buf.depth_batches == 0)
+                flusher.cancel()
+    assert bus.sequence("m1") == [0, 1, 2]
+    assert len(attempts) == 3 and metrics.errors.value(kind="bus") == 2
