@@ -83,10 +83,6 @@ class OpcUaOptions(_Strict):
     security: OpcUaSecurity = OpcUaSecurity()
     user: OpcUaUser = OpcUaUser()
 
-    @property
-    def needs_client_certificate(self) -> bool:
-        return self.security.secure
-
 
 def check_options(options: OpcUaOptions) -> list[tuple[str, str]]:
     """Every inconsistency in the options, as (path below the options, message)."""

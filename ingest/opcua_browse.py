@@ -36,9 +36,8 @@ _FLAGS = {
     "user.key": "--user-key",
 }
 
-_SERVER = ua.NodeId(
-    ua.Int32(ObjectIds.Server)
-)  # the server's own diagnostics: skipped unless asked for
+# The server's own diagnostics object: skipped below the start node, listed only when asked for.
+_SERVER = ua.NodeId(ua.Int32(ObjectIds.Server))
 _HAS_PROPERTY = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
 _OBJECT_OR_VARIABLE = cast(ua.NodeClass, ua.NodeClass.Object | ua.NodeClass.Variable)  # a mask
 
@@ -187,14 +186,16 @@ async def browse(
         endpoint, options, pki_dir=pki_dir, secrets=secrets, timeout_s=timeout_s
     )
     try:
-        await asyncio.wait_for(client.connect(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await client.connect()
     except BaseException:
         client.disconnect_socket()  # a timeout cancels connect() before it cleans up
         raise
     try:
         return await browse_variables(client, start, depth)
     finally:
-        await asyncio.wait_for(client.disconnect(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await client.disconnect()
 
 
 def format_table(rows: Sequence[BrowsedVariable]) -> str:

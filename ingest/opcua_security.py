@@ -196,11 +196,10 @@ def _check_trusted(cert: x509.Certificate, endpoint: str, options: OpcUaOptions,
     with contextlib.suppress(OSError):  # only a convenience for the operator
         rejected.parent.mkdir(parents=True, exist_ok=True)
         rejected.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    where = f"copy {rejected} into {sec.trust_dir}" if sec.trust_dir else "pin it"
+    how = f"copy {rejected} into {sec.trust_dir} or " if sec.trust_dir else ""
     raise OpcUaSecurityError(
         f"the server certificate of {endpoint} is not trusted: SHA-256 {fp} "
-        f"({cert.subject.rfc4514_string()}); to trust it, {where} "
-        f"or set server_fingerprint: {fp}"
+        f"({cert.subject.rfc4514_string()}); to trust it, {how}set server_fingerprint: {fp}"
     )
 
 
@@ -217,7 +216,8 @@ async def _secure(
 ) -> None:
     identity = await asyncio.to_thread(ensure_client_certificate, pki)
     client.application_uri = identity.application_uri
-    endpoints = await asyncio.wait_for(client.connect_and_get_server_endpoints(), t)
+    async with asyncio.timeout(t):  # not wait_for, which can swallow a cancel in 3.11
+        endpoints = await client.connect_and_get_server_endpoints()
     cert = _server_certificate(endpoints, endpoint, options)
     fp = _check_trusted(cert, endpoint, options, pki)
     sec = options.security

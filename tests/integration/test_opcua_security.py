@@ -105,8 +105,12 @@ async def good_values(source: OpcUaSource, keys: set[str], timeout_s: float) -> 
             task.result()  # the source failed: show why
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task}, timeout=5)
+        stuck = not task.done()
+        if stuck:  # clean up before failing: a second cancel lands on a later await
+            task.cancel()
+            await asyncio.wait({task}, timeout=5)
+    assert not stuck, "the source did not stop within 5 s of being cancelled"
     return good
 
 
