@@ -181,14 +181,22 @@ class OpcUaSource:
 
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         self.alive_ns = time.time_ns()
-        async with asyncio.TaskGroup() as tg:
-            tasks = [
-                tg.create_task(self._connect_forever()),
-                tg.create_task(self._watch_staleness()),
-            ]
-            try:
-                while True:
-                    yield await self.out.get()
-            finally:
-                for t in tasks:
-                    t.cancel()
+        workers = [
+            asyncio.create_task(self._connect_forever()),
+            asyncio.create_task(self._watch_staleness()),
+        ]
+        try:
+            while True:
+                getter = asyncio.ensure_future(self.out.get())
+                done, _ = await asyncio.wait(
+                    [getter, *workers], return_when=asyncio.FIRST_COMPLETED
+                )
+                if getter not in done:
+                    getter.cancel()
+                    for w in done:
+                        w.result()  # a worker's unexpected failure surfaces here
+                    raise RuntimeError(f"OPC UA {self.endpoint}: a worker stopped")
+                yield getter.result()
+        finally:
+            for w in workers:
+                w.cancel()
