@@ -53,7 +53,8 @@ async def read_limits(client: Any, timeout_s: float) -> Limits:
         ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
     )
     nodes = [client.get_node(ua.NodeId.from_string(f"i={i}")) for i in ids]
-    values = await asyncio.wait_for(client.read_attributes(nodes), timeout_s)
+    async with asyncio.timeout(timeout_s):  # not wait_for: it can swallow a cancel in 3.11
+        values = await client.read_attributes(nodes)
     found = [
         int(dv.Value.Value) if dv.StatusCode is None or dv.StatusCode.is_good() else 0
         for dv in values
@@ -149,7 +150,8 @@ async def read_rows(
     rows: list[Row] = []
     for part in chunks(refs, limits.max_nodes_per_read):
         nodes = [client.get_node(ua.NodeId.from_string(r.channel.node_id or "")) for r in part]
-        values = await asyncio.wait_for(client.read_attributes(nodes), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            values = await client.read_attributes(nodes)
         receive_ns = time.time_ns()
         rows.extend(row(r, dv, receive_ns) for r, dv in zip(part, values, strict=True))
     return rows

@@ -25,7 +25,14 @@ from compute.opcua_sampling import Acquisition
 from compute.plant import ChannelRef
 from ingest import opcua_monitor
 from ingest.opcua_monitor import Row
-from ingest.opcua_security import DEFAULT_PKI_DIR, NO_SECRETS, NO_SECURITY, Secrets, make_client
+from ingest.opcua_security import (
+    DEFAULT_PKI_DIR,
+    NO_SECRETS,
+    NO_SECURITY,
+    OpcUaSecurityError,
+    Secrets,
+    make_client,
+)
 
 log = logging.getLogger(__name__)
 _CURRENT_TIME = ua.NodeId.from_string(f"i={ObjectIds.Server_ServerStatus_CurrentTime}")
@@ -150,7 +157,8 @@ class OpcUaSource:
 
     async def _heartbeat(self, client: Any) -> None:
         """ServerStatus/CurrentTime must answer in time, or the session is given up."""
-        await asyncio.wait_for(client.get_node(_CURRENT_TIME).read_value(), self.timeout_s)
+        async with asyncio.timeout(self.timeout_s):  # not wait_for: it can swallow a cancel
+            await client.get_node(_CURRENT_TIME).read_value()
         self.alive_ns = time.time_ns()
 
     def _stale(self, now_ns: int) -> list[ReadingBatch]:
@@ -176,8 +184,12 @@ class OpcUaSource:
                 if self.alive_ns > started_ns:
                     backoff_s = 0.5  # the session worked for a while: start backing off anew
                 log.warning("OPC UA %s: %s; reconnecting in %.1f s", self.endpoint, e, backoff_s)
-                await asyncio.sleep(backoff_s)
-                backoff_s = min(backoff_s * 2, self.max_backoff_s)
+            except OpcUaSecurityError as e:
+                # an operator must act (trust a certificate, set a password): retry slowly
+                backoff_s = self.max_backoff_s
+                log.error("OPC UA %s: %s; retrying in %.1f s", self.endpoint, e, backoff_s)
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, self.max_backoff_s)
 
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         self.alive_ns = time.time_ns()

@@ -1,0 +1,133 @@
+"""Modbus polls/s: our ModbusSource.poll (planned reads, decoding, a ReadingBatch) against a bare
+pymodbus client loop reading the same registers from the same server (a separate process).
+
+    python -m bench.modbus_gateway [--fields N] [--seconds S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import struct
+import time
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from compute.plant import parse_plant
+from ingest.modbus_source import ModbusSource
+from tests.harness import free_port
+
+
+async def _serve(port: int, registers: int) -> None:
+    device = SimDevice(
+        id=1,
+        simdata=[SimData(address=0, count=registers, values=0x4049, datatype=DataType.REGISTERS)],
+    )
+    server = ModbusTcpServer([device], address=("127.0.0.1", port))
+    await server.serve_forever()
+
+
+def _server_process(port: int, registers: int) -> None:
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(_serve(port, registers))
+
+
+def _source(endpoint: str, fields: int) -> ModbusSource:
+    """`fields` float32 fields at consecutive addresses on one meter: 2 x fields registers."""
+    plant = parse_plant(
+        {
+            "sites": [
+                {
+                    "id": "b",
+                    "name": "b",
+                    "timezone": "UTC",
+                    "areas": [{"id": "u", "kind": "utility"}],
+                }
+            ],
+            "meters": [
+                {
+                    "id": "meter",
+                    "site": "b",
+                    "area": "u",
+                    "protocol": "modbus_tcp",
+                    "endpoint": endpoint,
+                    "channels": [
+                        {
+                            "id": f"f{i}",
+                            "register": {"address": 2 * i, "type": "float32"},
+                            "unit": "x",
+                            "kind": "gauge",
+                            "utility": "electricity",
+                        }
+                        for i in range(fields)
+                    ],
+                }
+            ],
+        }
+    )
+    return ModbusSource(endpoint, list(plant.channels.values()))
+
+
+async def _rate(poll: object, seconds: float) -> float:
+    for _ in range(20):  # warm-up
+        await poll()  # type: ignore[operator]
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        await poll()  # type: ignore[operator]
+        n += 1
+    return n / (time.perf_counter() - t0)
+
+
+async def main_async(fields: int, seconds: float) -> None:
+    port = free_port()
+    endpoint = f"127.0.0.1:{port}"
+    proc = multiprocessing.Process(target=_server_process, args=(port, 2 * fields), daemon=True)
+    proc.start()
+    try:
+        await asyncio.sleep(2.0)
+        client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5)
+        await client.connect()
+        unpack = struct.Struct(f">{fields}f").unpack
+
+        async def bare() -> None:
+            words: list[int] = []
+            for start in range(0, 2 * fields, 124):  # 125-register reads, whole fields
+                count = min(124, 2 * fields - start)
+                resp = await client.read_holding_registers(start, count=count, device_id=1)
+                words += resp.registers
+            unpack(struct.pack(f">{2 * fields}H", *words))
+
+        source = _source(endpoint, fields)
+        meter, refs = next(iter(source.meters.values()))
+
+        async def ours() -> None:
+            await source.poll(meter, refs)
+
+        bare_rate = await _rate(bare, seconds)
+        our_rate = await _rate(ours, seconds)
+        client.close()
+        source.close()
+    finally:
+        proc.terminate()
+        proc.join(5)
+    print(f"fields: {fields} float32 on one unit ({2 * fields} registers), {seconds:g} s each")
+    print(f"bare pymodbus loop:   {bare_rate:8.0f} polls/s")
+    print(f"ModbusSource.poll:    {our_rate:8.0f} polls/s")
+    print(f"ratio ours / bare:    {our_rate / bare_rate:8.2f}")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fields", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    a = ap.parse_args()
+    asyncio.run(main_async(a.fields, a.seconds))
+
+
+if __name__ == "__main__":
+    main()
