@@ -96,6 +96,7 @@ class ModbusSource:
         self.reconnect_delay_s = reconnect_min_s
         self._reconnect_at = 0.0  # monotonic seconds
         self._failing: dict[tuple[str, int, int], str] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], list[Read]] = {}
 
     def _timeout_s(self, meter: Meter) -> float:
         return self.timeout_s if self.timeout_s is not None else meter.modbus.timeout_s
@@ -179,13 +180,20 @@ class ModbusSource:
                 problem,
             )
 
+    def _plan(self, meter_id: str, refs: list[ChannelRef]) -> list[Read]:
+        """The meter's reads, planned once (the plan depends on the config alone)."""
+        key = (meter_id, tuple(r.key for r in refs))
+        if key not in self._plans:
+            self._plans[key] = plan_channels(refs)
+        return self._plans[key]
+
     async def poll(self, meter: Meter, refs: list[ChannelRef]) -> ReadingBatch:
         """Read one meter once; each reading is stamped at the midpoint of the read that got it."""
         started_ns = time.time_ns()
         words: dict[Table, dict[int, int]] = {t: {} for t in Table}
         stamps: dict[str, int] = {}
         if await self._connected():
-            for read in plan_channels(refs):
+            for read in self._plan(meter.id, refs):
                 try:
                     done = await self._request(meter, read)
                 except _Refused as e:

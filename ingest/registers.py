@@ -29,10 +29,11 @@ def _swap_bytes(raw: bytes) -> bytes:
 
 def to_bytes(words: Sequence[int], order: ByteOrder) -> bytes:
     """A field's bytes, most significant first, from its registers in address order."""
-    if any(not 0 <= w <= 0xFFFF for w in words):
-        raise ValueError(f"a register holds 16 bits: {list(words)}")
-    in_order = reversed(words) if order.word_swap else words
-    raw = b"".join(w.to_bytes(2, "big") for w in in_order)
+    in_order = list(reversed(words)) if order.word_swap else words
+    try:
+        raw = struct.pack(f">{len(in_order)}H", *in_order)
+    except struct.error as e:
+        raise ValueError(f"a register holds 16 bits: {list(words)}") from e
     return _swap_bytes(raw) if order.byte_swap else raw
 
 
