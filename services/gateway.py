@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol as TypingProtocol
 
@@ -21,6 +21,7 @@ from compute.errors import PlantPulseError
 from compute.model import ReadingBatch
 from compute.plant import ChannelRef, Plant, Protocol
 from ingest.modbus_source import ModbusSource
+from ingest.opcua_security import DEFAULT_PKI_DIR, NO_SECRETS, Secrets
 from ingest.opcua_source import OpcUaSource
 from ingest.source import Source
 from services.buffer import MEMORY, Buffered, DiskBuffer, DiskBufferError
@@ -31,8 +32,13 @@ log = logging.getLogger(__name__)
 MEMORY_BUFFER_MAX_BYTES = 64 << 20
 
 
-def sources_for(plant: Plant) -> list[Source]:
-    """One source per endpoint: meters that share an endpoint share its connection."""
+def sources_for(
+    plant: Plant, *, pki_dir: Path = DEFAULT_PKI_DIR, secrets: Secrets = NO_SECRETS
+) -> list[Source]:
+    """One source per endpoint: meters that share an endpoint share its connection.
+
+    `pki_dir` keeps the OPC UA client certificate; `secrets` resolves passwords named in config.
+    """
     groups: dict[tuple[Protocol, str], list[ChannelRef]] = {}
     for ref in plant.channels.values():
         groups.setdefault((ref.meter.protocol, ref.meter.endpoint), []).append(ref)
@@ -46,7 +52,8 @@ def sources_for(plant: Plant) -> list[Source]:
                     refs,
                     publish_interval_s=interval_s,
                     security=refs[0].meter.opcua,  # alike for one endpoint (checked)
-                    secrets=os.environ,
+                    pki_dir=pki_dir,
+                    secrets=secrets,
                 )
             )
         else:
@@ -359,13 +366,15 @@ async def run_gateway(
     registry: Registry | None = None,
     publish_timeout_s: float = 10.0,
     summary_interval_s: float | None = None,
+    pki_dir: Path = DEFAULT_PKI_DIR,
+    secrets: Secrets = NO_SECRETS,
 ) -> None:
     """Read every meter of the plant and publish until cancelled.
 
     Without a buffer, an in-memory one of MEMORY_BUFFER_MAX_BYTES stands in: enough for an
     in-process bus, which is never unreachable.
     """
-    sources = sources_for(plant)
+    sources = sources_for(plant, pki_dir=pki_dir, secrets=secrets)
     log.info("gateway reading %d endpoints, %d channels", len(sources), len(plant.channels))
     with contextlib.ExitStack() as stack:
         if buffer is None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -107,6 +108,8 @@ async def run_gateway_process(plant: Plant, settings: Settings) -> None:
                 registry=Registry(),
                 publish_timeout_s=settings.publish_timeout_s,
                 summary_interval_s=settings.metrics_log_interval_s,
+                pki_dir=settings.data_dir / "opcua-pki",
+                secrets=os.environ,
             )
 
 
@@ -142,7 +145,15 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
         server = api_server(plant, store, settings)
         async with asyncio.TaskGroup() as tg:
             tasks = [
-                tg.create_task(run_gateway(plant, bus, settings.readings_topic)),
+                tg.create_task(
+                    run_gateway(
+                        plant,
+                        bus,
+                        settings.readings_topic,
+                        pki_dir=settings.data_dir / "opcua-pki",
+                        secrets=os.environ,
+                    )
+                ),
                 tg.create_task(aggregator(plant, bus, store, settings).run()),
             ]
             base = f"http://{settings.api_host}:{settings.api_port}"

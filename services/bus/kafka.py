@@ -88,6 +88,7 @@ class KafkaBus:
         try:
             await self.producer.start()
         except KafkaError as e:
+            await self.producer.stop()
             raise BusError(f"cannot reach Kafka at {self.bootstrap}: {e}") from e
         return self
 

@@ -32,10 +32,21 @@ def plant_on_free_ports(tmp_path: Path) -> tuple[Plant, Path]:
     return load_plant(path), path
 
 
-def window(started_ns: int, stopped_ns: int) -> tuple[int, int]:
-    """Whole buckets well inside the run, so every counter had readings on both sides."""
-    a = -(-(started_ns + 3 * NS_PER_S) // BUCKET_NS) * BUCKET_NS
-    b = (stopped_ns - 2 * NS_PER_S) // BUCKET_NS * BUCKET_NS
+SPAN_SQL = (
+    "SELECT channel_id, min(ts_ns), max(ts_ns) FROM readings WHERE quality = 0 GROUP BY channel_id"
+)
+
+
+def window(plant: Plant, spans: list[tuple[str, int, int]]) -> tuple[int, int]:
+    """Whole buckets inside every counter's stored good readings (rows of SPAN_SQL), so each
+    total is the counter's advance between readings on both sides; on a loaded machine the
+    first and last readings can lag the run's start and stop by seconds.
+    """
+    counters = {k for k, r in plant.channels.items() if r.channel.kind is ChannelKind.COUNTER}
+    first = max(lo for key, lo, _ in spans if key in counters)
+    last = min(hi for key, _, hi in spans if key in counters)
+    a = -(-first // BUCKET_NS) * BUCKET_NS
+    b = last // BUCKET_NS * BUCKET_NS
     assert b - a >= 2 * BUCKET_NS, "the run was too short for a two-bucket window"
     return a, b
 

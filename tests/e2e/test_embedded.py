@@ -22,6 +22,7 @@ from services.gateway import run_gateway
 from services.store.sqlite import SqliteStore
 from tests.e2e.support import (
     BUCKET_S,
+    SPAN_SQL,
     assert_totals_match_ground_truth,
     iso,
     plant_on_free_ports,
@@ -69,7 +70,8 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
         await _drained(bus, "agg")
         agg.cancel()
 
-        a, b = window(started_ns, stopped_ns)
+        with sqlite3.connect(db) as conn:
+            a, b = window(plant, conn.execute(SPAN_SQL).fetchall())
         params = {"start": iso(a), "end": iso(b)}
         totals = (await api.get("/v1/sites/suzhou/totals", params=params)).json()
         await api.aclose()
