@@ -38,6 +38,9 @@ test: lint test-deps
 bench: install
 	$(BIN)/python -m bench.aggregator
 	$(BIN)/python -m bench.store_writer
+	$(BIN)/python -m bench.opcua_gateway
+	$(BIN)/python -m bench.modbus_gateway
+	$(BIN)/python -m bench.gateway_buffer
 
 clean:
 	rm -rf $(VENV) .plantpulse .mypy_cache .ruff_cache .pytest_cache
