@@ -17,9 +17,9 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from compute.plant import parse_plant
 from ingest.modbus_source import ModbusSource
 from tests.harness import free_port
+from tests.plants import gauge, meter, one_site
 
 
 async def _serve(port: int, registers: int) -> None:
@@ -38,37 +38,10 @@ def _server_process(port: int, registers: int) -> None:
 
 def _source(endpoint: str, fields: int) -> ModbusSource:
     """`fields` float32 fields at consecutive addresses on one meter: 2 x fields registers."""
-    plant = parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "b",
-                    "name": "b",
-                    "timezone": "UTC",
-                    "areas": [{"id": "u", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                {
-                    "id": "meter",
-                    "site": "b",
-                    "area": "u",
-                    "protocol": "modbus_tcp",
-                    "endpoint": endpoint,
-                    "channels": [
-                        {
-                            "id": f"f{i}",
-                            "register": {"address": 2 * i, "type": "float32"},
-                            "unit": "x",
-                            "kind": "gauge",
-                            "utility": "electricity",
-                        }
-                        for i in range(fields)
-                    ],
-                }
-            ],
-        }
-    )
+    channels = [
+        gauge(f"f{i}", register={"address": 2 * i, "type": "float32"}) for i in range(fields)
+    ]
+    plant = one_site([meter("meter", "modbus_tcp", endpoint, channels)])
     return ModbusSource(endpoint, list(plant.channels.values()))
 
 

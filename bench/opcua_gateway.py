@@ -20,9 +20,10 @@ from asyncua import ua
 from asyncua.client.client import Client
 from asyncua.server.server import Server
 
-from compute.plant import ChannelRef, parse_plant
+from compute.plant import ChannelRef
 from ingest.opcua_source import OpcUaSource
 from tests.harness import free_port
+from tests.plants import gauge, meter, one_site
 
 
 async def _serve(port: int, tags: int, rate_hz: float) -> None:
@@ -49,39 +50,10 @@ def _server_process(port: int, tags: int, rate_hz: float) -> None:
 
 
 def _channels(endpoint: str, tags: int, interval_s: float) -> list[ChannelRef]:
-    plant = parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "b",
-                    "name": "b",
-                    "timezone": "UTC",
-                    "areas": [{"id": "u", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                {
-                    "id": "bench",
-                    "site": "b",
-                    "area": "u",
-                    "protocol": "opcua",
-                    "endpoint": endpoint,
-                    "interval_s": interval_s,
-                    "channels": [
-                        {
-                            "id": f"t{i}",
-                            "node_id": f"ns=2;s=t{i}",
-                            "unit": "x",
-                            "kind": "gauge",
-                            "utility": "environment",
-                            "sampling": {"queue_size": 1},
-                        }
-                        for i in range(tags)
-                    ],
-                }
-            ],
-        }
-    )
+    channels = [
+        gauge(f"t{i}", node_id=f"ns=2;s=t{i}", sampling={"queue_size": 1}) for i in range(tags)
+    ]
+    plant = one_site([meter("bench", "opcua", endpoint, channels, interval_s=interval_s)])
     return list(plant.channels.values())
 
 

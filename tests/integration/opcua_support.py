@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from compute.model import ReadingBatch
-from compute.plant import ChannelRef, parse_plant
+from compute.plant import ChannelRef
 from ingest.opcua_source import OpcUaSource
+from tests.plants import gauge, meter, one_site
 
 
 def one_meter(
@@ -22,41 +23,15 @@ def one_meter(
 ) -> list[ChannelRef]:
     """Gauge channels named by `node_ids` keys on one OPC UA meter called "peer"."""
     channels = [
-        {
-            "id": name,
-            "node_id": node_id,
-            "unit": "x",
-            "kind": "gauge",
-            "utility": "environment",
+        gauge(
+            name,
+            node_id=node_id,
             **({"sampling": sampling[name]} if sampling and name in sampling else {}),
-        }
+        )
         for name, node_id in node_ids.items()
     ]
-    plant = parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "s",
-                    "name": "s",
-                    "timezone": "UTC",
-                    "areas": [{"id": "u", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                {
-                    "id": "peer",
-                    "site": "s",
-                    "area": "u",
-                    "protocol": "opcua",
-                    "endpoint": endpoint,
-                    "acquisition": acquisition,
-                    "interval_s": interval_s,
-                    "channels": channels,
-                }
-            ],
-        }
-    )
-    return list(plant.channels.values())
+    m = meter("peer", "opcua", endpoint, channels, acquisition=acquisition, interval_s=interval_s)
+    return list(one_site([m]).channels.values())
 
 
 async def collect(source: OpcUaSource, seconds: float) -> list[ReadingBatch]:

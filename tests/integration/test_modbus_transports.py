@@ -19,13 +19,14 @@ import pytest
 from pymodbus.client import AsyncModbusTcpClient
 
 from compute.model import NS_PER_S, Quality, ReadingBatch
-from compute.plant import Plant, parse_plant
+from compute.plant import Plant
 from ingest import registers
 from ingest.modbus_source import ModbusSource
 from ingest.simulator.modbus_serial import serve_rtu_bus
 from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
 from tests.harness import free_port
+from tests.plants import meter, one_site
 
 TIMEOUT_S = 20.0
 
@@ -72,34 +73,16 @@ SILENT = {**_gauge("v", 1, address=0, type="uint16"), "simulate": None}
 
 
 def _plant(protocol: str, endpoint: str) -> Plant:
-    def meter(mid: str, unit: int, channels: list[dict[str, Any]], **kw: Any) -> dict[str, Any]:
-        return {
-            "id": mid,
-            "site": "s",
-            "area": "u",
-            "protocol": protocol,
-            "endpoint": endpoint,
-            "unit_id": unit,
-            "channels": channels,
-            "modbus": {"timeout_s": 0.5, "retries": 1, **kw},
-        }
+    def unit(mid: str, unit_id: int, channels: list[dict[str, Any]], **kw: Any) -> Any:
+        options = {"timeout_s": 0.5, "retries": 1, **kw}
+        return meter(mid, protocol, endpoint, channels, unit_id=unit_id, modbus=options)
 
-    return parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "s",
-                    "name": "S",
-                    "timezone": "UTC",
-                    "areas": [{"id": "u", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                meter("all-types", 1, ALL_TYPES),
-                meter("silent", 9, [SILENT], timeout_s=0.3),
-                meter("energy", 2, [ENERGY], address_base=1),
-            ],
-        }
+    return one_site(
+        [
+            unit("all-types", 1, ALL_TYPES),
+            unit("silent", 9, [SILENT], timeout_s=0.3),
+            unit("energy", 2, [ENERGY], address_base=1),
+        ]
     )
 
 

@@ -9,21 +9,13 @@ import pytest
 
 from compute.modbus_config import ByteOrder, Parity, RegisterType, Table
 from compute.plant import PlantConfigError, Protocol, parse_plant
+from tests.plants import gauge, meter
 
 
 def _meter(mid: str, protocol: str, endpoint: str, regs: list[dict[str, Any]], **kw: Any) -> Any:
-    return {
-        "id": mid,
-        "site": "s",
-        "area": "u",
-        "protocol": protocol,
-        "endpoint": endpoint,
-        "channels": [
-            {"id": f"c{i}", "unit": "x", "kind": "gauge", "utility": "electricity", "register": r}
-            for i, r in enumerate(regs)
-        ],
-        **kw,
-    }
+    return meter(
+        mid, protocol, endpoint, [gauge(f"c{i}", register=r) for i, r in enumerate(regs)], **kw
+    )
 
 
 def _plant(*meters: dict[str, Any]) -> dict[str, Any]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from compute.modbus_config import Table
-from compute.plant import parse_plant
 from ingest.modbus_plan import Field, Limits, Read, plan, plan_channels
+from tests.plants import gauge, meter, one_site
 
 H, IN, C, D = Table.HOLDING, Table.INPUT, Table.COIL, Table.DISCRETE
 
@@ -96,37 +94,14 @@ def test_bits_read_up_to_2000_and_bridge_16_bits_per_register_of_gap() -> None:
 
 
 def test_a_plant_meter_plans_from_its_channels_with_its_address_base() -> None:
-    def ch(cid: str, reg: dict[str, Any]) -> dict[str, Any]:
-        return {"id": cid, "unit": "x", "kind": "gauge", "utility": "electricity", "register": reg}
-
-    plant = parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "s",
-                    "name": "S",
-                    "timezone": "UTC",
-                    "areas": [{"id": "u", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                {
-                    "id": "m",
-                    "site": "s",
-                    "area": "u",
-                    "protocol": "modbus_tcp",
-                    "endpoint": "127.0.0.1:502",
-                    "modbus": {"address_base": 1, "max_gap_registers": 2},
-                    "channels": [
-                        ch("v", {"address": 1, "type": "float32"}),
-                        ch("i", {"address": 5, "type": "float32"}),
-                        ch("alarm", {"address": 10, "type": "bit", "table": "coil"}),
-                        ch("run", {"address": 11, "type": "bit", "table": "coil"}),
-                    ],
-                }
-            ],
-        }
-    )
+    channels = [
+        gauge("v", register={"address": 1, "type": "float32"}),
+        gauge("i", register={"address": 5, "type": "float32"}),
+        gauge("alarm", register={"address": 10, "type": "bit", "table": "coil"}),
+        gauge("run", register={"address": 11, "type": "bit", "table": "coil"}),
+    ]
+    modbus = {"address_base": 1, "max_gap_registers": 2}
+    plant = one_site([meter("m", "modbus_tcp", "127.0.0.1:502", channels, modbus=modbus)])
     refs = list(plant.channels_of("m"))
     assert plan_channels(refs) == [
         _r(9, 2, "m.alarm", "m.run", table=C),

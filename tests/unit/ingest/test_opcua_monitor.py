@@ -11,42 +11,14 @@ import pytest
 from asyncua import ua
 
 from compute.model import NO_TS, NS_PER_S, Quality
-from compute.plant import ChannelRef, parse_plant
+from compute.plant import ChannelRef
 from ingest import opcua_monitor as m
+from tests.plants import gauge, meter, one_site
 
 
 def _ref(sampling: dict[str, object] | None = None) -> ChannelRef:
-    channel: dict[str, object] = {
-        "id": "t",
-        "node_id": "ns=2;s=room.t",
-        "unit": "degC",
-        "kind": "gauge",
-        "utility": "environment",
-    }
-    if sampling:
-        channel["sampling"] = sampling
-    plant = parse_plant(
-        {
-            "sites": [
-                {
-                    "id": "s",
-                    "name": "s",
-                    "timezone": "UTC",
-                    "areas": [{"id": "a", "kind": "utility"}],
-                }
-            ],
-            "meters": [
-                {
-                    "id": "m",
-                    "site": "s",
-                    "area": "a",
-                    "protocol": "opcua",
-                    "endpoint": "opc.tcp://127.0.0.1:4840/",
-                    "channels": [channel],
-                }
-            ],
-        }
-    )
+    channel = gauge("t", node_id="ns=2;s=room.t", **({"sampling": sampling} if sampling else {}))
+    plant = one_site([meter("m", "opcua", "opc.tcp://127.0.0.1:4840/", [channel])])
     return plant.channels["m.t"]
 
 
