@@ -21,6 +21,7 @@ from compute.modbus_config import (
     Register,
     register_issues,
 )
+from compute.modbus_profiles import PROFILES, Profile
 from compute.opcua_config import OpcUaOptions, check_options
 from compute.opcua_sampling import Acquisition, NodeSampling
 
@@ -102,6 +103,7 @@ class Channel(_Strict):
     utility: Utility
     node_id: str | None = None
     modbus: Register | None = Field(default=None, alias="register")
+    field: str | None = None  # a field of the meter's profile, expanded into `register`
     wrap_bits: Annotated[int, Field(ge=8, le=64)] | None = None
     sampling: NodeSampling | None = None  # OPC UA monitored-item options
     simulate: SimProfile | None = None
@@ -116,6 +118,7 @@ class Meter(_Strict):
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1
     interval_s: Annotated[float, Field(gt=0, le=3600)] = 1.0
     parent: Ident | None = None  # the meter upstream; site totals count only meters without one
+    profile: str | None = None  # Modbus only: a register-map profile its channels name fields of
     modbus: ModbusOptions = ModbusOptions()  # Modbus only; serial settings shared per bus
     acquisition: Acquisition = Acquisition.SUBSCRIBE  # OPC UA only
     opcua: OpcUaOptions = OpcUaOptions()  # OPC UA security and user; shared per endpoint
@@ -273,6 +276,8 @@ def _check_modbus(model: PlantModel) -> list[ConfigIssue]:
         if not m.protocol.is_modbus:
             if m.modbus != ModbusOptions():
                 issues.append(ConfigIssue(path=f"{at}.modbus", message="only Modbus meters"))
+            if m.profile is not None:
+                issues.append(ConfigIssue(path=f"{at}.profile", message="only Modbus meters"))
             continue
         for j, c in enumerate(m.channels):
             for sub, msg in register_issues(c.modbus, m.modbus.address_base) if c.modbus else []:
@@ -318,7 +323,7 @@ def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]
         issues.append(
             ConfigIssue(path=f"{at}.node_id", message="an OPC UA channel needs a node id")
         )
-    if protocol.is_modbus and c.modbus is None:
+    if protocol.is_modbus and c.modbus is None and c.field is None:  # a bad field is reported
         issues.append(
             ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec")
         )
@@ -336,15 +341,70 @@ def _host_port(endpoint: str) -> bool:
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
+def _expand_field(c: dict[str, Any], profile: Profile, base: int) -> dict[str, Any]:
+    """The channel with its profile field's register spec; `register` keys given override it."""
+    name = c["field"]
+    if not isinstance(name, str) or name not in profile.fields:
+        known = ", ".join(profile.fields)
+        raise ValueError(f"unknown field {name!r} of profile {profile.name!r}; known: {known}")
+    spec = profile.fields[name]
+    given = c.get("register") or {}
+    if not isinstance(given, dict):
+        return c  # validation reports the register
+    filled = {"unit": spec.unit, "kind": spec.kind}
+    if spec.utility is not None:
+        filled["utility"] = spec.utility
+    return {**filled, **c, "register": {**profile.register(name, base), **given}}
+
+
+def _expand_profiles(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[ConfigIssue]]:
+    """Channels naming a `field` of their meter's `profile` get its ordinary `register` spec."""
+    meters, issues = data.get("meters"), list[ConfigIssue]()
+    if not isinstance(meters, list):
+        return data, []
+    expanded: list[Any] = []
+    for i, m in enumerate(meters):
+        if not isinstance(m, dict) or not isinstance(m.get("channels"), list):
+            expanded.append(m)
+            continue
+        name = m.get("profile")
+        profile = PROFILES.get(name) if isinstance(name, str) else None
+        if name is not None and profile is None:
+            known = ", ".join(PROFILES)
+            msg = f"unknown profile {name!r}; known: {known}"
+            issues.append(ConfigIssue(path=f"meters[{i}].profile", message=msg))
+        options = m.get("modbus")
+        base = options.get("address_base", 0) if isinstance(options, dict) else 0
+        channels: list[Any] = []
+        for j, c in enumerate(m["channels"]):
+            at = f"meters[{i}].channels[{j}].field"
+            if isinstance(c, dict) and c.get("field") is not None:
+                if profile is not None:
+                    try:
+                        c = _expand_field(c, profile, base if base in (0, 1) else 0)
+                    except ValueError as e:
+                        issues.append(ConfigIssue(path=at, message=str(e)))
+                elif name is None:
+                    issues.append(ConfigIssue(path=at, message="the meter names no profile"))
+            channels.append(c)
+        expanded.append({**m, "channels": channels})
+    return {**data, "meters": expanded}, issues
+
+
 def parse_plant(data: Mapping[str, Any]) -> Plant:
-    """Validate a loaded plant mapping; raise PlantConfigError listing every issue by path."""
+    """Validate a loaded plant mapping; raise PlantConfigError listing every issue by path.
+
+    Profile fields are expanded first, so the model holds ordinary `register` specs.
+    """
+    data, issues = _expand_profiles(data)
     try:
         model = PlantModel.model_validate(data)
     except ValidationError as e:
         raise PlantConfigError(
-            [ConfigIssue(path=_path(tuple(err["loc"])), message=err["msg"]) for err in e.errors()]
+            issues
+            + [ConfigIssue(path=_path(tuple(err["loc"])), message=err["msg"]) for err in e.errors()]
         ) from e
-    issues = _cross_check(model)
+    issues += _cross_check(model)
     if issues:
         raise PlantConfigError(issues)
     return Plant(model)

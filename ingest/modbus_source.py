@@ -21,6 +21,7 @@ from compute.modbus_config import Table
 from compute.model import Quality, ReadingBatch
 from compute.plant import ChannelRef, Meter, Protocol
 from ingest import registers
+from ingest.modbus_decode import ReadDecoder, read_decoder
 from ingest.modbus_plan import Read, plan_channels
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class ModbusSource:
         self.reconnect_delay_s = reconnect_min_s
         self._reconnect_at = 0.0  # monotonic seconds
         self._failing: dict[tuple[str, int, int], str] = {}
-        self._plans: dict[tuple[str, tuple[str, ...]], list[Read]] = {}
+        self._plans: dict[tuple[str, tuple[str, ...]], list[tuple[Read, ReadDecoder]]] = {}
 
     def _timeout_s(self, meter: Meter) -> float:
         return self.timeout_s if self.timeout_s is not None else meter.modbus.timeout_s
@@ -180,20 +181,22 @@ class ModbusSource:
                 problem,
             )
 
-    def _plan(self, meter_id: str, refs: list[ChannelRef]) -> list[Read]:
-        """The meter's reads, planned once (the plan depends on the config alone)."""
+    def _plan(self, meter_id: str, refs: list[ChannelRef]) -> list[tuple[Read, ReadDecoder]]:
+        """The meter's reads with their decoders, planned once (they depend on config alone)."""
         key = (meter_id, tuple(r.key for r in refs))
         if key not in self._plans:
-            self._plans[key] = plan_channels(refs)
+            by_key = {r.key: r for r in refs}
+            self._plans[key] = [(read, read_decoder(read, by_key)) for read in plan_channels(refs)]
         return self._plans[key]
 
     async def poll(self, meter: Meter, refs: list[ChannelRef]) -> ReadingBatch:
         """Read one meter once; each reading is stamped at the midpoint of the read that got it."""
         started_ns = time.time_ns()
         words: dict[Table, dict[int, int]] = {t: {} for t in Table}
+        decoded: dict[str, float] = {}
         stamps: dict[str, int] = {}
         if await self._connected():
-            for read in self._plan(meter.id, refs):
+            for read, decoder in self._plan(meter.id, refs):
                 try:
                     done = await self._request(meter, read)
                 except _Refused as e:
@@ -207,29 +210,33 @@ class ModbusSource:
                     self.client.close()
                     break
                 self._note(meter, read, None)
+                decoded.update(decoder.decode(done.values))
                 words[read.table].update(enumerate(done.values, start=read.address))
                 for key in read.keys:
                     stamps[key] = (done.sent_ns + done.received_ns) // 2
         received_ns = time.time_ns()
         poll_ns = (started_ns + received_ns) // 2
-        rows = [self._row(ref, words, stamps.get(ref.key, poll_ns)) for ref in refs]
+        rows = [self._row(ref, decoded, words, stamps.get(ref.key, poll_ns)) for ref in refs]
         return ReadingBatch.from_rows(meter_id=meter.id, receive_ts_ns=received_ns, rows=rows)
 
     @staticmethod
     def _row(
-        ref: ChannelRef, words: dict[Table, dict[int, int]], ts_ns: int
+        ref: ChannelRef, decoded: dict[str, float], words: dict[Table, dict[int, int]], ts_ns: int
     ) -> tuple[str, int, float, Quality]:
-        reg = ref.channel.modbus
+        """A channel's reading: decoded with its read, or (split over reads) from the words."""
         bad = (ref.key, ts_ns, math.nan, Quality.BAD)
-        if reg is None:
+        value = decoded.get(ref.key)
+        reg = ref.channel.modbus
+        if value is None and reg is not None:
+            at = reg.address - ref.meter.modbus.address_base
+            table = words[reg.table]
+            try:
+                value = registers.decode([table[a] for a in range(at, at + reg.words)], reg)
+            except (KeyError, ValueError):
+                return bad
+        if value is None or not math.isfinite(value):
             return bad
-        at = reg.address - ref.meter.modbus.address_base
-        table = words[reg.table]
-        try:
-            value = registers.decode([table[a] for a in range(at, at + reg.words)], reg)
-        except (KeyError, ValueError):
-            return bad
-        return (ref.key, ts_ns, value, Quality.GOOD) if math.isfinite(value) else bad
+        return (ref.key, ts_ns, value, Quality.GOOD)
 
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         try:
