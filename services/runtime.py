@@ -23,8 +23,9 @@ from services.buffer import DiskBuffer
 from services.bus import Bus
 from services.bus.kafka import KafkaBus
 from services.bus.memory import MemoryBus
-from services.gateway import LazyBus, run_gateway
+from services.gateway import run_gateway
 from services.metrics import Registry
+from services.publisher import LazyBus
 from services.settings import Settings
 from services.store import Store
 from services.store.sqlite import SqliteStore

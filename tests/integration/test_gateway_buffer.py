@@ -19,8 +19,9 @@ from compute import codec
 from compute.model import Quality, ReadingBatch
 from services.buffer import DiskBuffer
 from services.bus.kafka import KafkaBus
-from services.gateway import GatewayMetrics, LazyBus, Publisher, run_sources
+from services.gateway import run_sources
 from services.metrics import Registry
+from services.publisher import GatewayMetrics, LazyBus, Publisher
 from tests.harness.kafka import KafkaBroker
 
 pytestmark = pytest.mark.kafka
