@@ -21,9 +21,9 @@ from compute.modbus_config import (
     Register,
     register_issues,
 )
-from compute.modbus_profiles import PROFILES, Profile
 from compute.opcua_config import OpcUaOptions, check_options
 from compute.opcua_sampling import Acquisition, NodeSampling
+from compute.profile_expansion import expand_profiles
 
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
@@ -341,62 +341,13 @@ def _host_port(endpoint: str) -> bool:
     return bool(host) and port.isdigit() and 0 < int(port) < 65536
 
 
-def _expand_field(c: dict[str, Any], profile: Profile, base: int) -> dict[str, Any]:
-    """The channel with its profile field's register spec; `register` keys given override it."""
-    name = c["field"]
-    if not isinstance(name, str) or name not in profile.fields:
-        known = ", ".join(profile.fields)
-        raise ValueError(f"unknown field {name!r} of profile {profile.name!r}; known: {known}")
-    spec = profile.fields[name]
-    given = c.get("register") or {}
-    if not isinstance(given, dict):
-        return c  # validation reports the register
-    filled = {"unit": spec.unit, "kind": spec.kind}
-    if spec.utility is not None:
-        filled["utility"] = spec.utility
-    return {**filled, **c, "register": {**profile.register(name, base), **given}}
-
-
-def _expand_profiles(data: Mapping[str, Any]) -> tuple[Mapping[str, Any], list[ConfigIssue]]:
-    """Channels naming a `field` of their meter's `profile` get its ordinary `register` spec."""
-    meters, issues = data.get("meters"), list[ConfigIssue]()
-    if not isinstance(meters, list):
-        return data, []
-    expanded: list[Any] = []
-    for i, m in enumerate(meters):
-        if not isinstance(m, dict) or not isinstance(m.get("channels"), list):
-            expanded.append(m)
-            continue
-        name = m.get("profile")
-        profile = PROFILES.get(name) if isinstance(name, str) else None
-        if name is not None and profile is None:
-            known = ", ".join(PROFILES)
-            msg = f"unknown profile {name!r}; known: {known}"
-            issues.append(ConfigIssue(path=f"meters[{i}].profile", message=msg))
-        options = m.get("modbus")
-        base = options.get("address_base", 0) if isinstance(options, dict) else 0
-        channels: list[Any] = []
-        for j, c in enumerate(m["channels"]):
-            at = f"meters[{i}].channels[{j}].field"
-            if isinstance(c, dict) and c.get("field") is not None:
-                if profile is not None:
-                    try:
-                        c = _expand_field(c, profile, base if base in (0, 1) else 0)
-                    except ValueError as e:
-                        issues.append(ConfigIssue(path=at, message=str(e)))
-                elif name is None:
-                    issues.append(ConfigIssue(path=at, message="the meter names no profile"))
-            channels.append(c)
-        expanded.append({**m, "channels": channels})
-    return {**data, "meters": expanded}, issues
-
-
 def parse_plant(data: Mapping[str, Any]) -> Plant:
     """Validate a loaded plant mapping; raise PlantConfigError listing every issue by path.
 
     Profile fields are expanded first, so the model holds ordinary `register` specs.
     """
-    data, issues = _expand_profiles(data)
+    data, found = expand_profiles(data)
+    issues = [ConfigIssue(path=path, message=msg) for path, msg in found]
     try:
         model = PlantModel.model_validate(data)
     except ValidationError as e:

@@ -5,6 +5,7 @@ No I/O and no global state: the composition root creates a Registry and hands it
 
 from __future__ import annotations
 
+import abc
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -44,7 +45,7 @@ def _labels_text(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in labels) + "}"
 
 
-class _Metric:
+class _Metric(abc.ABC):
     kind = ""
 
     def __init__(self, name: str, help_text: str, label_names: Sequence[str]) -> None:
@@ -64,9 +65,9 @@ class _Metric:
             )
         return tuple((n, labels[n]) for n in self.label_names)
 
+    @abc.abstractmethod
     def samples(self) -> Iterator[tuple[str, Labels, float]]:
         """(sample name, labels, value) in exposition order."""
-        raise NotImplementedError
 
     def render(self) -> str:
         lines = [

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -135,10 +135,10 @@ def _stored(dsn: str) -> set[tuple[str, int]]:
     return {(str(c), int(t)) for c, t in rows}
 
 
-async def _until(predicate: object, timeout_s: float, what: str) -> None:
+async def _until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if await predicate():  # type: ignore[operator]
+        if await predicate():
             return
         await asyncio.sleep(1.0)
     raise AssertionError(f"timed out waiting for {what}")

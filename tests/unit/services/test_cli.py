@@ -10,14 +10,19 @@ from pathlib import Path
 import yaml
 
 
-def _check(path: Path) -> subprocess.CompletedProcess[str]:
+def _plantpulse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "services.cli", "check-config", str(path)],
+        [sys.executable, "-m", "services.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
+
+
+def _check(path: Path) -> subprocess.CompletedProcess[str]:
+    return _plantpulse("check-config", str(path))
 
 
 def test_the_example_plant_passes(example_plant_file: Path) -> None:
@@ -53,25 +58,12 @@ def test_a_missing_file_exits_2(tmp_path: Path) -> None:
 
 
 def test_a_bad_setting_names_its_variable_and_exits_2(example_plant_file: Path) -> None:
-    r = subprocess.run(
-        [sys.executable, "-m", "services.cli", "api", "--config", str(example_plant_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={**os.environ, "PT_BUCKET_S": "a minute"},
-    )
+    env = {**os.environ, "PT_BUCKET_S": "a minute"}
+    r = _plantpulse("api", "--config", str(example_plant_file), env=env)
     assert r.returncode == 2 and "PT_BUCKET_S: " in r.stderr and "a minute" in r.stderr
 
 
 def test_a_process_without_kafka_says_which_setting_is_missing(example_plant_file: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "PT_KAFKA_BOOTSTRAP"}
-    r = subprocess.run(
-        [sys.executable, "-m", "services.cli", "gateway", "--config", str(example_plant_file)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    r = _plantpulse("gateway", "--config", str(example_plant_file), env=env)
     assert r.returncode == 1 and "PT_KAFKA_BOOTSTRAP is required" in r.stderr
