@@ -61,6 +61,13 @@ def _client(protocol: Protocol, endpoint: str, meter: Meter, timeout_s: float) -
     return AsyncModbusTcpClient(host, port=int(port), framer=framer, **common)
 
 
+def _raise_if_cancelled() -> None:
+    """Honour a cancel that pymodbus' internal wait_for swallowed (a Python 3.11 race)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class ModbusSource:
     """Polls every `interval_s` the meters (unit ids) that share one Modbus connection or bus.
 
@@ -147,11 +154,13 @@ class ModbusSource:
                         resp = await self._call(read, meter.unit_id)
                     break
                 except (TimeoutError, ModbusIOException) as e:
+                    _raise_if_cancelled()
                     if attempt == opts.retries:
                         raise _Unanswered(f"no answer after {attempt + 1} tries") from e
                 finally:
                     if opts.pause_between_requests_s > 0:
                         await asyncio.sleep(opts.pause_between_requests_s)
+        _raise_if_cancelled()
         received_ns = time.time_ns()
         if resp.isError():
             raise _Refused(f"exception code {getattr(resp, 'exception_code', '?')}")

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,7 @@ class OpcUaSource:
         self.polled = [r for r in self.channels if r.meter.acquisition is Acquisition.POLL]
         self.subscribed = [r for r in self.channels if r.meter.acquisition is Acquisition.SUBSCRIBE]
         self.alive_ns = 0
-        self.out: asyncio.Queue[ReadingBatch] = asyncio.Queue()
+        self.out: asyncio.Queue[ReadingBatch | Exception] = asyncio.Queue()
         self.security, self.pki_dir, self.secrets = security, pki_dir, secrets
 
     def emit(self, batches: list[ReadingBatch]) -> None:
@@ -191,24 +191,25 @@ class OpcUaSource:
             await asyncio.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, self.max_backoff_s)
 
+    async def _reporting(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run a worker; its unexpected failure goes into the queue, so batches() raises it."""
+        try:
+            await work
+        except Exception as e:
+            self.out.put_nowait(e)
+
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         self.alive_ns = time.time_ns()
         workers = [
-            asyncio.create_task(self._connect_forever()),
-            asyncio.create_task(self._watch_staleness()),
+            asyncio.create_task(self._reporting(self._connect_forever())),
+            asyncio.create_task(self._reporting(self._watch_staleness())),
         ]
         try:
             while True:
-                getter = asyncio.ensure_future(self.out.get())
-                done, _ = await asyncio.wait(
-                    [getter, *workers], return_when=asyncio.FIRST_COMPLETED
-                )
-                if getter not in done:
-                    getter.cancel()
-                    for w in done:
-                        w.result()  # a worker's unexpected failure surfaces here
-                    raise RuntimeError(f"OPC UA {self.endpoint}: a worker stopped")
-                yield getter.result()
+                item = await self.out.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item
         finally:
             for w in workers:
                 w.cancel()
