@@ -203,9 +203,10 @@ class KafkaBroker:
         jvm_opts = ["-Xmx512m", "-XX:+UseG1GC", "-Djava.awt.headless=true", log4j]
         self._jvm = [_java(), *jvm_opts, "-cp", classpath]
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        fmt_cmd = [*self._jvm, "kafka.tools.StorageTool", "format", "--standalone", "-t"]
+        # "=" keeps an id that starts with "-" (1 in 64) from reading as an option
+        fmt_cmd = [*self._jvm, "kafka.tools.StorageTool", "format", "--standalone"]
         fmt = subprocess.run(
-            [*fmt_cmd, cluster_id, "-c", str(props)],
+            [*fmt_cmd, f"--cluster-id={cluster_id}", "-c", str(props)],
             capture_output=True,
             text=True,
             timeout=120,
