@@ -11,11 +11,13 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query
+from fastapi import FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from compute.model import NS_PER_S, Quality
 from compute.plant import ChannelKind, ChannelRef, Plant
+from services.metrics import Registry
+from services.metrics_http import metrics_response
 from services.store import Latest, Store
 
 
@@ -107,9 +109,14 @@ def _quality(latest: Latest | None, age_s: float, ref: ChannelRef, stale_after: 
 
 
 def create_app(
-    plant: Plant, store: Store, *, bucket_s: int = 60, stale_after_intervals: int = 5
+    plant: Plant,
+    store: Store,
+    *,
+    bucket_s: int = 60,
+    stale_after_intervals: int = 5,
+    registry: Registry | None = None,
 ) -> FastAPI:
-    """Build the API over a plant model and a store."""
+    """Build the API over a plant model and a store; with a registry, it is served at /metrics."""
     app = FastAPI(
         title="plantpulse",
         version="0.1.0",
@@ -127,6 +134,12 @@ def create_app(
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    if registry is not None:
+
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return metrics_response(registry)
 
     @app.get("/v1/live", response_model=list[LiveValue])
     async def live(site: str | None = None) -> list[LiveValue]:

@@ -12,9 +12,12 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from types import TracebackType
 from typing import Protocol as TypingProtocol
 
+import numpy as np
+import numpy.typing as npt
+
 from compute import codec
 from compute.errors import PlantPulseError
-from compute.model import ReadingBatch
+from compute.model import Quality, ReadingBatch
 from services.buffer import Buffered, DiskBuffer, DiskBufferError
 from services.metrics import Registry
 
@@ -83,7 +86,9 @@ class GatewayMetrics:
             "plantpulse_gateway_batches_read_total", "Batches read, one per meter per poll"
         )
         self.readings_read = registry.counter(
-            "plantpulse_gateway_readings_read_total", "Readings in the batches read"
+            "plantpulse_gateway_readings_read_total",
+            "Readings in the batches read, by quality (good, uncertain, bad, stale)",
+            ("quality",),
         )
         self.batches_published = registry.counter(
             "plantpulse_gateway_batches_published_total",
@@ -114,12 +119,19 @@ class GatewayMetrics:
             read=lambda: buffer.depth_bytes,
         )
         self.buffer = buffer
-        for path in ("direct", "buffered"):  # series exist from the start, at 0
+        for q in Quality:  # series exist from the start, at 0
+            self.readings_read.inc(0, quality=q.name.lower())
+        for path in ("direct", "buffered"):
             self.batches_published.inc(0, path=path)
         for kind in ("timeout", "bus", "os", "buffer"):
             self.errors.inc(0, kind=kind)
         for reason in ("overflow", "buffer_error"):
             self.dropped.inc(0, reason=reason)
+
+    def count_readings(self, quality: npt.NDArray[np.uint8]) -> None:
+        for q, n in enumerate(np.bincount(quality, minlength=len(Quality)).tolist()):
+            if n:
+                self.readings_read.inc(n, quality=Quality(q).name.lower())
 
     def summary(self) -> str:
         """One line for the log: totals since the gateway started."""
@@ -129,6 +141,7 @@ class GatewayMetrics:
             return ", ".join(parts) or "none"
 
         lat = self.publish_latency
+        qualities = split(self.readings_read.by_label())
         latency = (
             f"mean {lat.mean() * 1e3:.1f} ms, p95 <= {lat.quantile(0.95) * 1e3:g} ms"
             if lat.count
@@ -136,7 +149,7 @@ class GatewayMetrics:
         )
         return (
             f"read {int(self.batches_read.total())} batches "
-            f"({int(self.readings_read.total())} readings); "
+            f"({int(self.readings_read.total())} readings: {qualities}); "
             f"published {int(self.batches_published.value(path='direct'))} direct, "
             f"{int(self.batches_published.value(path='buffered'))} from the buffer; "
             f"latency {latency}; errors {split(self.errors.by_label())}; "
@@ -180,7 +193,7 @@ class Publisher:
     async def publish(self, batch: ReadingBatch) -> None:
         """Hand one batch on: to the bus, or to the buffer when the bus fails or anything waits."""
         self.metrics.batches_read.inc()
-        self.metrics.readings_read.inc(batch.size)
+        self.metrics.count_readings(batch.quality)
         key, value = batch.meter_id.encode(), codec.encode(batch)
         if self.buffer.depth_batches == 0 and await self._send(key, value):
             self.metrics.batches_published.inc(path="direct")

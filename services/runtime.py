@@ -25,6 +25,7 @@ from services.bus.kafka import KafkaBus
 from services.bus.memory import MemoryBus
 from services.gateway import run_gateway
 from services.metrics import Registry
+from services.metrics_http import metrics_server
 from services.publisher import LazyBus
 from services.settings import Settings
 from services.store import Store
@@ -79,8 +80,10 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
     )
 
 
-def api_server(plant: Plant, store: Store, settings: Settings) -> uvicorn.Server:
-    app = create_app(plant, store, bucket_s=settings.bucket_s)
+def api_server(
+    plant: Plant, store: Store, settings: Settings, registry: Registry | None = None
+) -> uvicorn.Server:
+    app = create_app(plant, store, bucket_s=settings.bucket_s, registry=registry)
     config = uvicorn.Config(
         app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="off"
     )
@@ -99,14 +102,20 @@ def gateway_buffer(settings: Settings) -> DiskBuffer:
 async def run_gateway_process(plant: Plant, settings: Settings) -> None:
     """Kafka is opened lazily: the gateway starts and buffers even while Kafka is down."""
     require_kafka(settings)
+    registry = Registry()
     with gateway_buffer(settings) as buffer:
-        async with LazyBus(lambda: open_kafka(settings)) as bus:
+        async with LazyBus(lambda: open_kafka(settings)) as bus, asyncio.TaskGroup() as tg:
+            if settings.gateway_metrics_port:
+                server = metrics_server(
+                    registry, settings.gateway_metrics_host, settings.gateway_metrics_port
+                )
+                tg.create_task(server.serve())
             await run_gateway(
                 plant,
                 bus,
                 settings.readings_topic,
                 buffer=buffer,
-                registry=Registry(),
+                registry=registry,
                 publish_timeout_s=settings.publish_timeout_s,
                 summary_interval_s=settings.metrics_log_interval_s,
                 pki_dir=settings.data_dir / "opcua-pki",
@@ -143,7 +152,8 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
     """Simulators, gateway, MemoryBus, aggregator, SqliteStore and API in one process."""
     sim = PlantSimulator(plant, seed=seed, start_ns=_simulator_epoch(settings.data_dir, seed))
     async with serve(sim), MemoryBus() as bus, SqliteStore(settings.sqlite_path) as store:
-        server = api_server(plant, store, settings)
+        registry = Registry()
+        server = api_server(plant, store, settings, registry)
         async with asyncio.TaskGroup() as tg:
             tasks = [
                 tg.create_task(
@@ -151,6 +161,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                         plant,
                         bus,
                         settings.readings_topic,
+                        registry=registry,
                         pki_dir=settings.data_dir / "opcua-pki",
                         secrets=os.environ,
                     )
@@ -162,6 +173,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                 "plantpulse demo: %d meters, %d channels; data in %s\n"
                 "  live values    %s/v1/live\n"
                 "  totals         %s/v1/sites/%s/totals?start=...&end=...\n"
+                "  metrics        %s/metrics\n"
                 "  OpenAPI docs   %s/docs\n  Ctrl-C stops it; the data stays for the next run.",
                 len(plant.meters),
                 len(plant.channels),
@@ -169,6 +181,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                 base,
                 base,
                 plant.sites[0].id,
+                base,
                 base,
             )
             await server.serve()

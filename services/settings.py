@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     buffer_overflow: OverflowPolicy = OverflowPolicy.DROP_OLDEST
     publish_timeout_s: float = Field(default=10.0, gt=0)  # past it, Kafka counts as unreachable
     metrics_log_interval_s: float = Field(default=60.0, gt=0)
+    # The gateway serves GET /metrics (Prometheus text) here; port 0 turns it off.
+    gateway_metrics_host: str = "127.0.0.1"
+    gateway_metrics_port: int = Field(default=9108, ge=0, le=65535)
 
     @property
     def dlq_topic(self) -> str:

@@ -78,6 +78,9 @@ def test_demo_serves_keeps_its_data_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         first = _electricity_today(base)
         _wait(lambda: _electricity_today(base) > first, 30, "totals to grow")
         before_stop = _electricity_today(base)
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text.splitlines()
+        assert any(m.startswith("plantpulse_gateway_batches_read_total ") for m in metrics)
+        assert "plantpulse_gateway_batches_read_total 0" not in metrics
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=20) == 0
         banner = log.read_text()

@@ -77,6 +77,7 @@ def procs(tmp_path: Path, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Procs]:
         "PT_READINGS_TOPIC": f"e2e-{uuid.uuid4().hex[:8]}",
         "PT_CONSUMER_GROUP": f"e2e-{uuid.uuid4().hex[:8]}",
         "PT_API_PORT": str(free_port()),
+        "PT_GATEWAY_METRICS_PORT": str(free_port()),
         "PT_DATA_DIR": str(tmp_path / "data"),  # the gateway's buffer, the client certificates
     }
     p = Procs(env, tmp_path)
@@ -129,6 +130,12 @@ async def _dlq(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]
         await consumer.stop()
 
 
+def _metric_values(text: str) -> dict[str, float]:
+    """Prometheus text format: `name{labels} value` per sample line."""
+    pairs = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in pairs}
+
+
 def _stored(dsn: str) -> set[tuple[str, int]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall()
@@ -176,8 +183,11 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
         await asyncio.sleep(5)
         procs.start("aggregator")
         await asyncio.sleep(25)
+        gateway_metrics = (
+            await api.get(f"http://127.0.0.1:{procs.env['PT_GATEWAY_METRICS_PORT']}/metrics")
+        ).text
         procs.running[2].send_signal(signal.SIGTERM)  # the gateway
-        procs.running[2].wait(timeout=15)
+        assert procs.running[2].wait(timeout=15) == 0
 
         published = await _topic_readings(kafka_bootstrap, topic)
 
@@ -199,6 +209,11 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
         ).json()
 
     assert_totals_match_ground_truth(plant, sim, totals, a, b)
+    scraped = _metric_values(gateway_metrics)
+    assert scraped["plantpulse_gateway_batches_read_total"] > 0
+    assert scraped['plantpulse_gateway_readings_read_total{quality="good"}'] > 0
+    assert scraped['plantpulse_gateway_batches_published_total{path="direct"}'] > 0
+    assert scraped["plantpulse_gateway_buffered_batches"] == 0
     assert {c["channel_id"] for c in live} == set(plant.channels)
     assert all(c["value"] is not None for c in live)
     assert len(series) == (b - a) // (BUCKET_S * 10**9)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import httpx
 import pytest
 
 from services.metrics import MetricsError, Registry
+from services.metrics_http import CONTENT_TYPE, metrics_app
 
 
 def test_the_registry_renders_prometheus_text_format() -> None:
@@ -88,3 +90,18 @@ def test_names_are_checked_and_declared_once() -> None:
         reg.counter("pp_errors_total", "Errors", ("le",))
     with pytest.raises(MetricsError, match="finite bucket"):
         reg.histogram("pp_latency_seconds", "Latency", buckets=(math.inf,))
+
+
+async def test_the_registry_is_served_in_the_prometheus_text_format() -> None:
+    reg = Registry()
+    reg.counter("pp_polls_total", "Polls").inc(3)
+    transport = httpx.ASGITransport(app=metrics_app(reg))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        scraped = await client.get("/metrics")
+        reg.counter("pp_errors_total", "Errors").inc()
+        again = await client.get("/metrics")
+        health = await client.get("/healthz")
+    assert scraped.headers["content-type"] == CONTENT_TYPE
+    assert "pp_polls_total 3" in scraped.text.splitlines()
+    assert "pp_errors_total 1" in again.text.splitlines()  # rendered per scrape, not cached
+    assert health.json() == {"status": "ok"}
