@@ -40,7 +40,9 @@ async def run(dsn: str, n: int) -> None:
     bs = batches(n, 500)
     specs = {c: ChannelSpec(is_counter=i % 2 == 0) for b in bs for i, c in enumerate(b.channel_ids)}
     result = step(bs, specs, {}, 60 * NS_PER_S)
-    w = StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state)
+    w = StoreWrite(
+        readings=result.readings, buckets=result.buckets, state=result.state, events=result.events
+    )
     rows = list(r.reading_rows(result.readings))
 
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:

@@ -12,15 +12,35 @@ import numpy as np
 import numpy.typing as npt
 
 from compute import kernels
+from compute.kernels import CounterEvent
 from compute.model import NO_TS, Quality, ReadingBatch
+
+NEVER_NS = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replacement:
+    """A meter replaced at ts_ns: the old meter's final reading, the new one's initial one."""
+
+    ts_ns: int
+    old_final: float
+    new_initial: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChannelSpec:
-    """What the step needs to know of a channel: counter or gauge, and where a counter wraps."""
+    """What the step needs to know of a channel.
+
+    A counter wraps at wrap_modulus (0: never), advances at most max_rate_per_s (0: no limit;
+    faster is a spike), and an interval between good readings longer than gap_ns is a gap whose
+    consumption is spread over the buckets it spans as estimated.
+    """
 
     is_counter: bool
     wrap_modulus: float = 0.0
+    max_rate_per_s: float = 0.0
+    gap_ns: int = NEVER_NS
+    replacements: tuple[Replacement, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,12 +48,15 @@ class ChannelState:
     """Per-channel progress, stored with the effects it produced.
 
     last_ts_ns is the newest reading handled (a replayed reading at or before it is a duplicate);
-    counter_ts_ns / counter_value are the newest good counter reading, the base of the next delta.
+    counter_ts_ns / counter_value are the base of the next delta; held_ts_ns / held_value a
+    counter reading held back as a spike or a drop until the next one decides (NO_TS: none).
     """
 
     last_ts_ns: int = NO_TS
     counter_ts_ns: int = NO_TS
     counter_value: float = 0.0
+    held_ts_ns: int = NO_TS
+    held_value: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,9 +76,9 @@ class Readings:
 class BucketDeltas:
     """Additive contributions to base buckets, one row per (channel, bucket_start_ns).
 
-    sum is consumption for counters and the sum of good values for gauges; min, max and last
-    cover good samples (NaN when none). Merging adds n, n_good and sum, and keeps min, max and
-    the last value by last_ts_ns.
+    sum is consumption for counters and the sum of good values for gauges; estimated is the part
+    of sum spread over a gap; min, max and last cover good samples (NaN when none). Merging adds
+    n, n_good, sum and estimated, and keeps min, max and the last value by last_ts_ns.
     """
 
     keys: tuple[str, ...]
@@ -64,10 +87,22 @@ class BucketDeltas:
     n: npt.NDArray[np.int64]
     n_good: npt.NDArray[np.int64]
     sum: npt.NDArray[np.float64]
+    estimated: npt.NDArray[np.float64]
     min: npt.NDArray[np.float64]
     max: npt.NDArray[np.float64]
     last: npt.NDArray[np.float64]
     last_ts_ns: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CounterEvents:
+    """Counter samples worth an audit trail: wraps, spikes, drops, resets and replacements."""
+
+    keys: tuple[str, ...]
+    channel: npt.NDArray[np.int32]
+    ts_ns: npt.NDArray[np.int64]
+    event: npt.NDArray[np.int8]  # kernels.CounterEvent
+    value: npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +115,7 @@ class StepResult:
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
+    events: CounterEvents
     behind: int = 0
 
 
@@ -126,7 +162,7 @@ def _sorted_unique(r: Readings) -> Readings:
 def _merge(
     keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]], bucket_ns: int
 ) -> BucketDeltas:
-    ch, b, n, ng, s, mn, mx, last, last_ts = (
+    ch, b, n, ng, s, est, mn, mx, last, last_ts = (
         np.concatenate(col) for col in zip(*parts, strict=True)
     )
     b_min = int(b.min()) if len(b) else 0
@@ -137,11 +173,13 @@ def _merge(
     out_n = np.zeros(m, np.int64)
     out_ng = np.zeros(m, np.int64)
     out_sum = np.zeros(m)
+    out_est = np.zeros(m)
     out_min = np.full(m, np.nan)
     out_max = np.full(m, np.nan)
     np.add.at(out_n, inv, n)
     np.add.at(out_ng, inv, ng)
     np.add.at(out_sum, inv, s)
+    np.add.at(out_est, inv, est)
     np.fmin.at(out_min, inv, mn)
     np.fmax.at(out_max, inv, mx)
     by_ts = np.argsort(last_ts, kind="stable")
@@ -157,11 +195,42 @@ def _merge(
         n=out_n,
         n_good=out_ng,
         sum=out_sum,
+        estimated=out_est,
         min=out_min,
         max=out_max,
         last=out_last,
         last_ts_ns=out_last_ts,
     )
+
+
+def _counter_rows(
+    r: Readings,
+    is_counter: npt.NDArray[np.bool_],
+    keys: tuple[str, ...],
+    specs: Mapping[str, ChannelSpec],
+    last_ts: npt.NDArray[np.int64],
+) -> tuple[npt.NDArray[np.generic], ...]:
+    """Good-or-not counter readings plus one pseudo-reading per replacement they now pass,
+    sorted by (channel, ts) with a replacement after a reading at the same instant."""
+    mask = is_counter[r.channel]
+    ch, ts, val = r.channel[mask], r.ts_ns[mask], r.value[mask]
+    good = r.quality[mask] == Quality.GOOD
+    newest = np.full(len(keys), NO_TS, np.int64)
+    np.maximum.at(newest, ch, ts)
+    pseudo = [
+        (c, x)
+        for c in np.unique(ch).tolist()
+        for x in specs[keys[c]].replacements
+        if last_ts[c] < x.ts_ns <= newest[c]
+    ]
+    rebase = np.full(len(ch) + len(pseudo), np.nan)
+    rebase[len(ch) :] = [x.new_initial for _, x in pseudo]
+    ch = np.concatenate([ch, np.array([c for c, _ in pseudo], np.int32)])
+    ts = np.concatenate([ts, np.array([x.ts_ns for _, x in pseudo], np.int64)])
+    val = np.concatenate([val, np.array([x.old_final for _, x in pseudo], np.float64)])
+    good = np.concatenate([good, np.ones(len(pseudo), np.bool_)])
+    order = np.lexsort((~np.isnan(rebase), ts, ch))
+    return ch[order], ts[order], val[order], good[order], rebase[order]
 
 
 def step(
@@ -180,24 +249,33 @@ def step(
     r = _select(everything, fresh)
     if len(r.ts_ns) == 0:
         no_buckets = _merge(keys, [_no_rows()], bucket_ns)
-        return StepResult(readings=everything, buckets=no_buckets, state={}, behind=behind)
-    is_counter = np.array([specs[k].is_counter for k in keys], dtype=np.bool_)
-    modulus = np.array([specs[k].wrap_modulus for k in keys], dtype=np.float64)
+        return StepResult(
+            readings=everything,
+            buckets=no_buckets,
+            state={},
+            events=_no_events(keys),
+            behind=behind,
+        )
+    sp = [specs[k] for k in keys]
+    is_counter = np.array([s.is_counter for s in sp], dtype=np.bool_)
     good = r.quality == Quality.GOOD
     stats = list(kernels.bucket_stats(r.channel, r.ts_ns, r.value, good, bucket_ns))
     stats[4] = np.where(is_counter[stats[0]], 0.0, stats[4])  # counters' sums come from deltas
-    c_mask = is_counter[r.channel]
-    start, delta, s_ts, s_val = kernels.counter_deltas(
-        r.channel[c_mask],
-        r.ts_ns[c_mask],
-        r.value[c_mask],
-        good[c_mask],
-        modulus,
-        np.array([s.counter_ts_ns for s in st], dtype=np.int64),
-        np.array([s.counter_value for s in st], dtype=np.float64),
+    stats.insert(5, np.zeros(len(stats[0])))  # nothing estimated
+    c_ch, c_ts, c_val, c_good, c_rebase = _counter_rows(r, is_counter, keys, specs, last_ts)
+    start, delta, event, s_ts, s_val = kernels.counter_deltas(
+        c_ch,
+        c_ts,
+        c_val,
+        c_good,
+        c_rebase,
+        np.array([s.wrap_modulus for s in sp], dtype=np.float64),
+        np.array([s.max_rate_per_s for s in sp], dtype=np.float64),
+        np.array([(s.counter_ts_ns, s.held_ts_ns) for s in st], dtype=np.int64).reshape(-1, 2),
+        np.array([(s.counter_value, s.held_value) for s in st], dtype=np.float64).reshape(-1, 2),
     )
-    s_ch, s_b, s_amt = kernels.spread_deltas(
-        r.channel[c_mask], start, r.ts_ns[c_mask], delta, bucket_ns
+    s_ch, s_b, s_amt, s_est = kernels.spread_deltas(
+        c_ch, start, c_ts, delta, np.array([s.gap_ns for s in sp], dtype=np.int64), bucket_ns
     )
     k = len(s_ch)
     spread = (
@@ -206,6 +284,7 @@ def step(
         np.zeros(k, np.int64),
         np.zeros(k, np.int64),
         s_amt,
+        s_est,
         np.full(k, np.nan),
         np.full(k, np.nan),
         np.full(k, np.nan),
@@ -213,21 +292,41 @@ def step(
     )
     new_last = last_ts.copy()
     np.maximum.at(new_last, r.channel, r.ts_ns)
-    touched = np.unique(r.channel)
     new_state = {
         keys[c]: ChannelState(
-            last_ts_ns=int(new_last[c]), counter_ts_ns=int(s_ts[c]), counter_value=float(s_val[c])
+            last_ts_ns=int(new_last[c]),
+            counter_ts_ns=int(s_ts[c, 0]),
+            counter_value=float(s_val[c, 0]),
+            held_ts_ns=int(s_ts[c, 1]),
+            held_value=float(s_val[c, 1]),
         )
-        for c in touched
+        for c in np.unique(r.channel).tolist()
     }
+    notable = event > CounterEvent.COUNTED
+    events = CounterEvents(
+        keys=keys,
+        channel=c_ch[notable],
+        ts_ns=c_ts[notable],
+        event=event[notable],
+        value=c_val[notable],
+    )
     buckets = _merge(keys, [tuple(stats), spread], bucket_ns)
-    return StepResult(readings=everything, buckets=buckets, state=new_state, behind=behind)
+    return StepResult(
+        readings=everything, buckets=buckets, state=new_state, events=events, behind=behind
+    )
+
+
+def _no_events(keys: tuple[str, ...]) -> CounterEvents:
+    z = np.zeros(0, np.int64)
+    return CounterEvents(
+        keys=keys, channel=z.astype(np.int32), ts_ns=z, event=z.astype(np.int8), value=np.zeros(0)
+    )
 
 
 def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:
     z = np.zeros(0, np.int64)
     f = np.zeros(0)
-    return (z.astype(np.int32), z, z, z, f, f, f, f, z)
+    return (z.astype(np.int32), z, z, z, f, f, f, f, f, z)
 
 
 def _empty_readings(keys: tuple[str, ...]) -> Readings:

@@ -6,12 +6,14 @@ they never mutate their inputs. The twins define the semantics; hypothesis check
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import Any
 
 import numba
 import numpy as np
 import numpy.typing as npt
+from numba.extending import register_jitable
 
 from compute.model import NO_TS  # in counter state: the channel has no previous reading
 
@@ -19,49 +21,109 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 I32 = npt.NDArray[np.int32]
 B1 = npt.NDArray[np.bool_]
+I8 = npt.NDArray[np.int8]
+
+
+class CounterEvent(enum.IntEnum):
+    """What a counter sample did, per sample; the numbers are stored with counter events."""
+
+    NONE = 0  # not good, or the channel's first reading: no delta
+    COUNTED = 1  # a plain delta from the base
+    WRAP = 2  # the register rolled over: (modulus - base) + value
+    SPIKE = 3  # above the channel's maximum rate since the base: held back, not counted
+    DROP = 4  # went back without a plausible wrap: held back, not counted
+    RESET = 5  # a held-back reading confirmed by this one: counting restarts from it
+    REPLACEMENT = 6  # a meter replacement: old final - base counted, new initial is the base
+
+
+@register_jitable  # plain Python here, inlined into the kernels
+def _advance(prev: float, value: float, modulus: float) -> tuple[float, int]:
+    """The advance from prev to value and its kind: COUNTED, WRAP, or DROP with NaN."""
+    d = value - prev
+    if d >= 0.0:
+        return d, 1
+    if modulus > 0.0:
+        wrapped = modulus - prev + value
+        if 0.0 <= wrapped < 0.5 * modulus:
+            return wrapped, 2
+    return math.nan, 4
 
 
 def counter_deltas_py(
-    ch: I32, ts_ns: I64, value: F64, good: B1, modulus: F64, state_ts: I64, state_value: F64
-) -> tuple[I64, F64, I64, F64]:
-    """Consumption between consecutive good counter readings of each channel.
+    ch: I32,
+    ts_ns: I64,
+    value: F64,
+    good: B1,
+    rebase: F64,
+    modulus: F64,
+    max_rate_per_s: F64,
+    state: I64,
+    state_value: F64,
+) -> tuple[I64, F64, I8, I64, F64]:
+    """Consumption between good counter readings of each channel, with wrap, reset, spike and
+    meter-replacement rules.
 
-    Returns (interval_start_ts_ns, delta, new_state_ts, new_state_value). delta[i] is the
-    consumption over (interval_start_ts_ns[i], ts_ns[i]], or NaN when sample i adds nothing:
-    it is not good, it is the channel's first reading, or the counter went back without a
-    plausible wrap (a reset: counting restarts from the new base). A drop counts as a wrap
-    only when the channel has a modulus and the wrapped delta is under half of it.
+    `state` is (channels, 2): the base's ts_ns and a held-back reading's ts_ns (NO_TS when none);
+    `state_value` holds the two values. Returns (interval_start_ts_ns, delta, event, state,
+    state_value): delta[i] is the consumption over (interval_start_ts_ns[i], ts_ns[i]], NaN
+    when sample i counts nothing. Rules, per good sample against the channel's base:
+    - an advance (a wrap only when the channel has a modulus and the wrapped advance is under
+      half of it) no faster than max_rate_per_s (0 = no limit) is counted and becomes the base;
+    - otherwise (a spike above the rate, or a drop) the sample is held back, not counted, and the
+      base stays. The next sample decides: plausible from the base, the held-back one was a
+      glitch; plausible from the held-back one, that was a reset (or a step) and counting
+      restarts from it, the consumption between the base and it being unknown;
+    - a sample with a `rebase` value (not NaN) is a meter replacement: its value is the old
+      meter's final reading, counted from the base, and `rebase` is the new meter's initial one.
     """
     n = len(ts_ns)
     start = np.full(n, NO_TS, dtype=np.int64)
     delta = np.full(n, np.nan)
-    s_ts = state_ts.copy()
-    s_val = state_value.copy()
+    event = np.zeros(n, dtype=np.int8)
+    st = state.copy()
+    sv = state_value.copy()
     for i in range(n):
         c = ch[i]
         if not good[i]:
             continue
-        if s_ts[c] != NO_TS:
-            d = value[i] - s_val[c]
-            if d < 0.0 and modulus[c] > 0.0:
-                wrapped = modulus[c] - s_val[c] + value[i]
-                d = wrapped if 0.0 <= wrapped < 0.5 * modulus[c] else math.nan
-            elif d < 0.0:
-                d = math.nan
-            start[i] = s_ts[c]
-            delta[i] = d
-        s_ts[c] = ts_ns[i]
-        s_val[c] = value[i]
-    return start, delta, s_ts, s_val
+        t, v = ts_ns[i], value[i]
+        if not math.isnan(rebase[i]):
+            if st[c, 0] != NO_TS:
+                d = v - sv[c, 0]
+                start[i] = st[c, 0]
+                delta[i] = d if d >= 0.0 else math.nan
+            event[i] = 6
+            st[c, 0], sv[c, 0], st[c, 1] = t, rebase[i], NO_TS
+            continue
+        if st[c, 0] == NO_TS:
+            st[c, 0], sv[c, 0] = t, v
+            continue
+        d, kind = _advance(sv[c, 0], v, modulus[c])
+        limit = max_rate_per_s[c]
+        if kind != 4 and (limit <= 0.0 or d <= limit * (t - st[c, 0]) / 1e9):
+            start[i], delta[i], event[i] = st[c, 0], d, kind
+            st[c, 0], sv[c, 0], st[c, 1] = t, v, NO_TS
+            continue
+        if st[c, 1] != NO_TS:
+            d2, kind2 = _advance(sv[c, 1], v, modulus[c])
+            if kind2 != 4 and (limit <= 0.0 or d2 <= limit * (t - st[c, 1]) / 1e9):
+                start[i], delta[i], event[i] = st[c, 1], d2, 5
+                st[c, 0], sv[c, 0], st[c, 1] = t, v, NO_TS
+                continue
+        event[i] = 4 if kind == 4 else 3
+        st[c, 1], sv[c, 1] = t, v
+    return start, delta, event, st, sv
 
 
 def spread_deltas_py(
-    ch: I32, start_ns: I64, end_ns: I64, delta: F64, bucket_ns: int
-) -> tuple[I32, I64, F64]:
+    ch: I32, start_ns: I64, end_ns: I64, delta: F64, gap_ns: I64, bucket_ns: int
+) -> tuple[I32, I64, F64, F64]:
     """Split each delta over the buckets that (start, end] overlaps, in proportion to time.
 
     Rows with a NaN delta are skipped. Input sorted by (channel, end) gives one output row per
-    (channel, bucket_start_ns) touched, with the amounts summed, in that order.
+    (channel, bucket_start_ns) touched, with the amounts summed, in that order, and the part
+    of each amount that is estimated: spread from an interval longer than the channel's
+    gap_ns (a gap in the readings, known exactly in total but not in its time profile).
     """
     cap = 0
     for i in range(len(delta)):
@@ -70,12 +132,14 @@ def spread_deltas_py(
     o_ch = np.empty(cap, dtype=np.int32)
     o_b = np.empty(cap, dtype=np.int64)
     o_amt = np.zeros(cap, dtype=np.float64)
+    o_est = np.zeros(cap, dtype=np.float64)
     k = -1
     for i in range(len(delta)):
         if math.isnan(delta[i]):
             continue
         a, b = start_ns[i], end_ns[i]
         span = b - a
+        gap = span > gap_ns[ch[i]]
         first = a // bucket_ns
         last = (b - 1) // bucket_ns
         for j in range(first, last + 1):
@@ -85,8 +149,11 @@ def spread_deltas_py(
                 k += 1
                 o_ch[k] = ch[i]
                 o_b[k] = j * bucket_ns
-            o_amt[k] += delta[i] if first == last else delta[i] * ((hi - lo) / span)
-    return o_ch[: k + 1], o_b[: k + 1], o_amt[: k + 1]
+            part = delta[i] if first == last else delta[i] * ((hi - lo) / span)
+            o_amt[k] += part
+            if gap:
+                o_est[k] += part
+    return o_ch[: k + 1], o_b[: k + 1], o_amt[: k + 1], o_est[: k + 1]
 
 
 def bucket_stats_py(

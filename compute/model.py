@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +24,14 @@ class Quality(enum.IntEnum):
     UNCERTAIN = 1
     BAD = 2
     STALE = 3
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def datetime_ns(dt: datetime) -> int:
+    """An aware datetime as int64 ns since the epoch, exactly (no float rounding)."""
+    return (dt - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

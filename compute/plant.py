@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compute.errors import PlantPulseError
 from compute.modbus_config import (
@@ -96,6 +96,14 @@ class SimProfile(_Strict):
     start: Annotated[float, Field(ge=0)] = 0.0
 
 
+class MeterReplacement(_Strict):
+    """A counter's meter swapped at `at`: the old meter's final and the new one's first reading."""
+
+    at: AwareDatetime
+    old_final: float
+    new_initial: float
+
+
 class Channel(_Strict):
     id: Ident
     unit: str = Field(min_length=1)
@@ -105,6 +113,9 @@ class Channel(_Strict):
     modbus: Register | None = Field(default=None, alias="register")
     field: str | None = None  # a field of the meter's profile, expanded into `register`
     wrap_bits: Annotated[int, Field(ge=8, le=64)] | None = None
+    # A counter's plausible maximum advance per hour, in its unit (kWh/h = kW); faster is a spike.
+    max_rate_per_h: Annotated[float, Field(gt=0)] | None = None
+    replacements: list[MeterReplacement] = []
     sampling: NodeSampling | None = None  # OPC UA monitored-item options
     simulate: SimProfile | None = None
 
@@ -327,6 +338,10 @@ def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]
         issues.append(
             ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec")
         )
+    if c.kind is not ChannelKind.COUNTER:
+        for name in ("max_rate_per_h", "replacements"):
+            if getattr(c, name):
+                issues.append(ConfigIssue(path=f"{at}.{name}", message="only counters have it"))
     if (
         c.kind is ChannelKind.COUNTER and c.modbus is not None and c.modbus.type in FLOATS
     ) and c.wrap_bits is not None:

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from compute import codec
-from compute.aggregate import ChannelSpec, step
+from compute.aggregate import ChannelSpec, Replacement, step
 from compute.errors import CodecError, PlantPulseError
-from compute.model import NS_PER_S, ReadingBatch
-from compute.plant import ChannelKind, Plant
+from compute.model import NS_PER_S, ReadingBatch, datetime_ns
+from compute.plant import ChannelKind, ChannelRef, Plant
 from services.bus import Bus, Message, Subscription
 from services.store import Store, StoreWrite
 
@@ -29,13 +29,29 @@ class Rejected:
     reason: str
 
 
+GAP_INTERVALS = 3  # an interval between good readings longer than this many polls is a gap
+
+
+def channel_spec(ref: ChannelRef) -> ChannelSpec:
+    c = ref.channel
+    return ChannelSpec(
+        is_counter=c.kind is ChannelKind.COUNTER,
+        wrap_modulus=ref.wrap_modulus,
+        max_rate_per_s=(c.max_rate_per_h or 0.0) / 3600.0,
+        gap_ns=int(GAP_INTERVALS * ref.meter.interval_s * NS_PER_S),
+        replacements=tuple(
+            Replacement(
+                ts_ns=datetime_ns(r.at),
+                old_final=r.old_final,
+                new_initial=r.new_initial,
+            )
+            for r in c.replacements
+        ),
+    )
+
+
 def channel_specs(plant: Plant) -> dict[str, ChannelSpec]:
-    return {
-        k: ChannelSpec(
-            is_counter=r.channel.kind is ChannelKind.COUNTER, wrap_modulus=r.wrap_modulus
-        )
-        for k, r in plant.channels.items()
-    }
+    return {k: channel_spec(r) for k, r in plant.channels.items()}
 
 
 def decode_all(
@@ -117,7 +133,12 @@ class Aggregator:
                     result.behind,
                 )
             await self.store.write(
-                StoreWrite(readings=result.readings, buckets=result.buckets, state=result.state)
+                StoreWrite(
+                    readings=result.readings,
+                    buckets=result.buckets,
+                    state=result.state,
+                    events=result.events,
+                )
             )
 
     async def _cycle(self, sub: Subscription) -> None:

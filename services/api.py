@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from compute.model import NS_PER_S, Quality
+from compute.model import NS_PER_S, Quality, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
 from services.metrics import Registry
 from services.metrics_http import metrics_response
@@ -84,7 +84,7 @@ def _iso(ts_ns: int, tz: zoneinfo.ZoneInfo) -> datetime:
 def _bound_ns(name: str, value: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) -> int:
     """A period bound in ns; naive datetimes are in the site's timezone."""
     aware = value if value.tzinfo else value.replace(tzinfo=tz)
-    ts_ns = int(aware.timestamp()) * NS_PER_S + aware.microsecond * 1000
+    ts_ns = datetime_ns(aware)
     if ts_ns % bucket_ns:
         raise HTTPException(422, f"{name} must fall on a {bucket_ns // NS_PER_S} s bucket boundary")
     return ts_ns

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from compute.aggregate import BucketDeltas, ChannelState, Readings
+from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.kernels import CounterEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -18,6 +19,7 @@ class StoreWrite:
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
+    events: CounterEvents
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,6 +38,7 @@ class Bucket:
     n: int
     n_good: int
     sum: float
+    estimated: float  # the part of sum spread over a gap in the readings
     min: float | None
     max: float | None
     last: float | None
@@ -45,6 +48,7 @@ class Bucket:
 class ChannelTotal:
     channel_id: str
     sum: float
+    estimated: float
     n: int
     n_good: int
     buckets: int
@@ -54,13 +58,21 @@ class Store(Protocol):
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]: ...
 
     async def write(self, w: StoreWrite) -> None:
-        """Apply a step atomically: readings idempotently, bucket deltas additively, state."""
+        """Apply a step atomically: readings and counter events idempotently, bucket deltas
+        additively, channel state."""
         ...
 
     async def latest(self) -> list[Latest]: ...
 
     async def series(self, channel_id: str, start_ns: int, end_ns: int) -> list[Bucket]:
         """Base buckets of one channel with start in [start_ns, end_ns), oldest first."""
+        ...
+
+    async def counter_events(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, CounterEvent, float]]:
+        """(ts_ns, event, value) of a counter's wraps, spikes, drops, resets and replacements
+        in [start_ns, end_ns), oldest first."""
         ...
 
     async def totals(

@@ -7,17 +7,22 @@ from typing import Any
 
 import numpy as np
 
-from compute.aggregate import BucketDeltas, ChannelState, Readings
+from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.kernels import CounterEvent
 from compute.model import NO_TS
 from services.store import Bucket, ChannelTotal, Latest
 
 SERIES_SQL = (
-    "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last FROM buckets"
+    "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
     " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " ORDER BY bucket_start_ns"
 )
+EVENTS_SQL = (
+    "SELECT ts_ns, event, value FROM counter_events"
+    " WHERE channel_id = %s AND ts_ns >= %s AND ts_ns < %s ORDER BY ts_ns, event"
+)
 TOTALS_SQL = (
-    "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*) FROM buckets"
+    "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM buckets"
     " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " GROUP BY channel_id"
 )
@@ -57,8 +62,12 @@ def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]
         )
 
 
+STATE_COLUMNS = "channel_id, last_ts_ns, counter_ts_ns, counter_value, held_ts_ns, held_value"
+
+
 def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
-    for c, s, n, ng, sm, mn, mx, la, lt in zip(
+    """Rows in the buckets table's column order."""
+    for c, s, n, ng, sm, mn, mx, la, lt, est in zip(
         b.channel.tolist(),
         b.bucket_start_ns.tolist(),
         b.n.tolist(),
@@ -68,14 +77,35 @@ def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
         b.max.tolist(),
         b.last.tolist(),
         b.last_ts_ns.tolist(),
+        b.estimated.tolist(),
         strict=True,
     ):
-        yield b.keys[c], s, n, ng, sm, _f(mn), _f(mx), _f(la), (lt if _f(la) is not None else None)
+        last_ts = lt if _f(la) is not None else None
+        yield b.keys[c], s, n, ng, sm, _f(mn), _f(mx), _f(la), last_ts, est
 
 
-def state_rows(state: dict[str, ChannelState]) -> Iterator[tuple[str, int, int, float]]:
+def state_rows(state: dict[str, ChannelState]) -> Iterator[tuple[str, int, int, float, int, float]]:
+    """Rows in STATE_COLUMNS order."""
     for c, s in state.items():
-        yield c, s.last_ts_ns, s.counter_ts_ns, s.counter_value
+        yield c, s.last_ts_ns, s.counter_ts_ns, s.counter_value, s.held_ts_ns, s.held_value
+
+
+def channel_state(row: Any) -> ChannelState:
+    _, last, base_ts, base, held_ts, held = row
+    return ChannelState(
+        last_ts_ns=last,
+        counter_ts_ns=base_ts,
+        counter_value=base,
+        held_ts_ns=held_ts,
+        held_value=held,
+    )
+
+
+def event_rows(e: CounterEvents) -> Iterator[tuple[str, int, int, float]]:
+    for c, t, k, v in zip(
+        e.channel.tolist(), e.ts_ns.tolist(), e.event.tolist(), e.value.tolist(), strict=True
+    ):
+        yield e.keys[c], t, k, v
 
 
 def latest(row: Any) -> Latest:
@@ -90,10 +120,32 @@ def latest(row: Any) -> Latest:
 
 
 def bucket(row: Any) -> Bucket:
-    c, s, n, ng, sm, mn, mx, la = row
-    return Bucket(channel_id=c, bucket_start_ns=s, n=n, n_good=ng, sum=sm, min=mn, max=mx, last=la)
+    c, s, n, ng, sm, mn, mx, la, est = row
+    return Bucket(
+        channel_id=c,
+        bucket_start_ns=s,
+        n=n,
+        n_good=ng,
+        sum=sm,
+        estimated=est,
+        min=mn,
+        max=mx,
+        last=la,
+    )
+
+
+def counter_event(row: Any) -> tuple[int, CounterEvent, float]:
+    t, k, v = row
+    return int(t), CounterEvent(k), float(v)
 
 
 def total(row: Any) -> ChannelTotal:
-    c, sm, n, ng, k = row
-    return ChannelTotal(channel_id=c, sum=float(sm), n=int(n), n_good=int(ng), buckets=int(k))
+    c, sm, n, ng, k, est = row
+    return ChannelTotal(
+        channel_id=c,
+        sum=float(sm),
+        estimated=float(est),
+        n=int(n),
+        n_good=int(ng),
+        buckets=int(k),
+    )

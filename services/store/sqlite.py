@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from compute.aggregate import ChannelState
+from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoreWrite
 from services.store import rows as r
 from services.store.migrate import migrations
@@ -21,22 +22,25 @@ from services.store.migrate import migrations
 T = TypeVar("T")
 
 _UPSERT_BUCKET = """
-INSERT INTO buckets (channel_id, bucket_start_ns, n, n_good, sum, min, max, last, last_ts_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO buckets
+    (channel_id, bucket_start_ns, n, n_good, sum, min, max, last, last_ts_ns, estimated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
     n = n + excluded.n,
     n_good = n_good + excluded.n_good,
     sum = sum + excluded.sum,
+    estimated = estimated + excluded.estimated,
     min = min(coalesce(min, excluded.min), coalesce(excluded.min, min)),
     max = max(coalesce(max, excluded.max), coalesce(excluded.max, max)),
     last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(last_ts_ns, -1)
                 THEN excluded.last ELSE last END,
     last_ts_ns = max(coalesce(last_ts_ns, -1), coalesce(excluded.last_ts_ns, -1))
 """
-_UPSERT_STATE = """
-INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value) VALUES (?, ?, ?, ?)
+_UPSERT_STATE = f"""
+INSERT INTO channel_state ({r.STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (channel_id) DO UPDATE SET last_ts_ns = excluded.last_ts_ns,
-    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value
+    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value,
+    held_ts_ns = excluded.held_ts_ns, held_value = excluded.held_value
 """
 _UPSERT_LATEST = """
 INSERT INTO latest (channel_id, ts_ns, value, quality, receive_ts_ns) VALUES (?, ?, ?, ?, ?)
@@ -84,14 +88,10 @@ class SqliteStore:
         def q(db: sqlite3.Connection) -> dict[str, ChannelState]:
             marks = ",".join("?" * len(channel_ids))
             cur = db.execute(
-                "SELECT channel_id, last_ts_ns, counter_ts_ns, counter_value FROM channel_state"
-                f" WHERE channel_id IN ({marks})",
+                f"SELECT {r.STATE_COLUMNS} FROM channel_state WHERE channel_id IN ({marks})",
                 list(channel_ids),
             )
-            return {
-                c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v)
-                for c, a, b, v in cur
-            }
+            return {row[0]: r.channel_state(row) for row in cur}
 
         return await self._run(q)
 
@@ -105,6 +105,10 @@ class SqliteStore:
                 )
                 db.executemany(_UPSERT_BUCKET, r.bucket_rows(w.buckets))
                 db.executemany(_UPSERT_STATE, r.state_rows(w.state))
+                db.executemany(
+                    "INSERT OR IGNORE INTO counter_events VALUES (?, ?, ?, ?)",
+                    r.event_rows(w.events),
+                )
                 db.executemany(_UPSERT_LATEST, r.latest_rows(w.readings))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -124,6 +128,15 @@ class SqliteStore:
         def q(db: sqlite3.Connection) -> list[Bucket]:
             cur = db.execute(r.SERIES_SQL.replace("%s", "?"), (channel_id, start_ns, end_ns))
             return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
+    async def counter_events(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, CounterEvent, float]]:
+        def q(db: sqlite3.Connection) -> list[tuple[int, CounterEvent, float]]:
+            cur = db.execute(r.EVENTS_SQL.replace("%s", "?"), (channel_id, start_ns, end_ns))
+            return [r.counter_event(row) for row in cur]
 
         return await self._run(q)
 

@@ -15,6 +15,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from compute.aggregate import ChannelState
 from compute.errors import PlantPulseError
+from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoreWrite
 from services.store import rows as r
 from services.store.migrate import migrations
@@ -31,18 +32,20 @@ ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
     n = b.n + excluded.n,
     n_good = b.n_good + excluded.n_good,
     sum = b.sum + excluded.sum,
+    estimated = b.estimated + excluded.estimated,
     min = LEAST(b.min, excluded.min),
     max = GREATEST(b.max, excluded.max),
     last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(b.last_ts_ns, -1)
                 THEN excluded.last ELSE b.last END,
     last_ts_ns = GREATEST(b.last_ts_ns, excluded.last_ts_ns);
 """
-_UPSERT_STATE = """
-INSERT INTO channel_state (channel_id, last_ts_ns, counter_ts_ns, counter_value)
-VALUES (%s, %s, %s, %s)
+_UPSERT_STATE = f"""
+INSERT INTO channel_state ({r.STATE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)
 ON CONFLICT (channel_id) DO UPDATE SET last_ts_ns = excluded.last_ts_ns,
-    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value
+    counter_ts_ns = excluded.counter_ts_ns, counter_value = excluded.counter_value,
+    held_ts_ns = excluded.held_ts_ns, held_value = excluded.held_value
 """
+_INSERT_EVENT = "INSERT INTO counter_events VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
 _UPSERT_LATEST = """
 INSERT INTO latest AS l (channel_id, ts_ns, value, quality, receive_ts_ns)
 VALUES (%s, %s, %s, %s, %s)
@@ -51,7 +54,10 @@ ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.
 WHERE excluded.ts_ns > l.ts_ns
 """
 _READING_TYPES = ["text", "int8", "float8", "int2", "int8", "int8"]
-_BUCKET_TYPES = ["text", "int8", "int8", "int8", "float8", "float8", "float8", "float8", "int8"]
+_BUCKET_TYPES = [
+    *("text", "int8", "int8", "int8"),
+    *("float8", "float8", "float8", "float8", "int8", "float8"),
+]
 
 
 class StoreError(PlantPulseError):
@@ -117,13 +123,10 @@ class TimescaleStore:
 
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
         rows = await self._fetch(
-            "SELECT channel_id, last_ts_ns, counter_ts_ns, counter_value FROM channel_state"
-            " WHERE channel_id = ANY(%s)",
+            f"SELECT {r.STATE_COLUMNS} FROM channel_state WHERE channel_id = ANY(%s)",
             (list(channel_ids),),
         )
-        return {
-            c: ChannelState(last_ts_ns=a, counter_ts_ns=b, counter_value=v) for c, a, b, v in rows
-        }
+        return {row[0]: r.channel_state(row) for row in rows}
 
     async def write(self, w: StoreWrite) -> None:
         try:
@@ -134,6 +137,7 @@ class TimescaleStore:
                     await _copy(cur, "stage_buckets", _BUCKET_TYPES, r.bucket_rows(w.buckets))
                     await cur.execute(_MERGE.encode())
                     await cur.executemany(_UPSERT_STATE, list(r.state_rows(w.state)))
+                    await cur.executemany(_INSERT_EVENT, list(r.event_rows(w.events)))
                     await cur.executemany(_UPSERT_LATEST, list(r.latest_rows(w.readings)))
         except psycopg.Error as e:
             raise StoreError(f"write failed: {e}") from e
@@ -148,6 +152,12 @@ class TimescaleStore:
         return [
             r.bucket(row) for row in await self._fetch(r.SERIES_SQL, (channel_id, start_ns, end_ns))
         ]
+
+    async def counter_events(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, CounterEvent, float]]:
+        rows = await self._fetch(r.EVENTS_SQL, (channel_id, start_ns, end_ns))
+        return [r.counter_event(row) for row in rows]
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int

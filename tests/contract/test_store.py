@@ -8,13 +8,17 @@ from pathlib import Path
 import pytest
 
 from compute.aggregate import ChannelSpec, ChannelState, step
+from compute.kernels import CounterEvent
 from compute.model import NS_PER_S, Quality, ReadingBatch
 from services.store import Store, StoreWrite
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
 MIN = 60 * NS_PER_S
-SPECS = {"m.energy": ChannelSpec(is_counter=True), "m.temp": ChannelSpec(is_counter=False)}
+SPECS = {
+    "m.energy": ChannelSpec(is_counter=True, gap_ns=40 * NS_PER_S),
+    "m.temp": ChannelSpec(is_counter=False),
+}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -34,7 +38,9 @@ def _batch(rows: list[tuple[str, int, float, Quality]]) -> ReadingBatch:
 async def _apply(store: Store, batch: ReadingBatch) -> None:
     state = await store.load_state(list(batch.channel_ids))
     r = step([batch], SPECS, state, MIN)
-    await store.write(StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state))
+    await store.write(
+        StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state, events=r.events)
+    )
 
 
 async def test_buckets_accumulate_across_writes(store: Store) -> None:
@@ -62,9 +68,13 @@ async def test_a_replayed_write_changes_nothing(store: Store) -> None:
 
 
 async def test_state_round_trips(store: Store) -> None:
-    s = ChannelState(last_ts_ns=5, counter_ts_ns=4, counter_value=12.5)
+    s = ChannelState(
+        last_ts_ns=5, counter_ts_ns=4, counter_value=12.5, held_ts_ns=5, held_value=3.0
+    )
     r = step([], SPECS, {}, MIN)
-    await store.write(StoreWrite(readings=r.readings, buckets=r.buckets, state={"m.energy": s}))
+    await store.write(
+        StoreWrite(readings=r.readings, buckets=r.buckets, state={"m.energy": s}, events=r.events)
+    )
     assert await store.load_state(["m.energy", "m.temp"]) == {"m.energy": s}
 
 
@@ -98,3 +108,20 @@ async def test_reopening_keeps_the_data(tmp_path: Path) -> None:
         await _apply(store, _batch([("m.temp", 1, 20.0, Quality.GOOD)]))
     async with SqliteStore(path) as store:
         assert len(await store.latest()) == 1
+
+
+async def test_counter_events_and_estimated_consumption_are_kept(store: Store) -> None:
+    g = Quality.GOOD
+    await _apply(store, _batch([("m.energy", 0, 100.0, g), ("m.energy", 30 * NS_PER_S, 101.0, g)]))
+    # silent for 90 s (the gap threshold is 40 s), then back: 3.0 spread over the gap, estimated
+    gap = _batch([("m.energy", 120 * NS_PER_S, 104.0, g), ("m.energy", 125 * NS_PER_S, 50.0, g)])
+    await _apply(store, gap)
+    await _apply(store, gap)  # redelivered: events are not doubled either
+    series = await store.series("m.energy", 0, 3 * MIN)
+    assert [b.sum for b in series] == pytest.approx([2.0, 2.0, 0.0])
+    assert [b.estimated for b in series] == pytest.approx([1.0, 2.0, 0.0])
+    total = (await store.totals(["m.energy"], 0, 3 * MIN))["m.energy"]
+    assert (total.sum, total.estimated) == pytest.approx((4.0, 3.0))
+    assert await store.counter_events("m.energy", 0, 3 * MIN) == [
+        (125 * NS_PER_S, CounterEvent.DROP, 50.0)
+    ]

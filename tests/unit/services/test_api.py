@@ -28,7 +28,9 @@ async def api(plant: Plant, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         ]
         batch = ReadingBatch.from_rows(meter_id="main-incomer", receive_ts_ns=T0, rows=rows)
         r = step([batch], channel_specs(plant), dict[str, ChannelState](), 60 * NS_PER_S)
-        await store.write(StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state))
+        await store.write(
+            StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state, events=r.events)
+        )
         app = create_app(plant, store)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://t"
