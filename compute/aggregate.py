@@ -108,15 +108,15 @@ class CounterEvents:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepResult:
     """What a step produced. `readings` holds every distinct reading, to be stored idempotently;
-    `behind` counts those at or before their channel's last handled reading (replays, or late
-    arrivals that are kept raw but not yet re-aggregated) and so left out of the buckets.
+    `late` those at or before their channel's last handled reading (replays, or late arrivals:
+    compute.late recounts the ones not stored yet), left out of `buckets`.
     """
 
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
     events: CounterEvents
-    behind: int = 0
+    late: Readings
 
 
 def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
@@ -138,7 +138,7 @@ def _concat(batches: Sequence[ReadingBatch], keys: tuple[str, ...]) -> Readings:
     )
 
 
-def _select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Readings:
+def select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> Readings:
     return Readings(
         keys=r.keys,
         channel=r.channel[index],
@@ -150,16 +150,16 @@ def _select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) ->
     )
 
 
-def _sorted_unique(r: Readings) -> Readings:
+def sorted_unique(r: Readings) -> Readings:
     """Sort by (channel, ts) and keep one reading per (channel, ts): the identity of a reading."""
     order = np.lexsort((r.ts_ns, r.channel))
     ch, ts = r.channel[order], r.ts_ns[order]
     first = np.ones(len(order), dtype=np.bool_)
     first[1:] = (ch[1:] != ch[:-1]) | (ts[1:] != ts[:-1])
-    return _select(r, order[first])
+    return select(r, order[first])
 
 
-def _merge(
+def merge_buckets(
     keys: tuple[str, ...], parts: list[tuple[npt.NDArray[np.generic], ...]], bucket_ns: int
 ) -> BucketDeltas:
     ch, b, n, ng, s, est, mn, mx, last, last_ts = (
@@ -203,11 +203,10 @@ def _merge(
     )
 
 
-def _counter_rows(
+def counter_rows(
     r: Readings,
     is_counter: npt.NDArray[np.bool_],
-    keys: tuple[str, ...],
-    specs: Mapping[str, ChannelSpec],
+    specs: Sequence[ChannelSpec],
     last_ts: npt.NDArray[np.int64],
 ) -> tuple[npt.NDArray[np.generic], ...]:
     """Good-or-not counter readings plus one pseudo-reading per replacement they now pass,
@@ -215,12 +214,12 @@ def _counter_rows(
     mask = is_counter[r.channel]
     ch, ts, val = r.channel[mask], r.ts_ns[mask], r.value[mask]
     good = r.quality[mask] == Quality.GOOD
-    newest = np.full(len(keys), NO_TS, np.int64)
+    newest = np.full(len(specs), NO_TS, np.int64)
     np.maximum.at(newest, ch, ts)
     pseudo = [
         (c, x)
         for c in np.unique(ch).tolist()
-        for x in specs[keys[c]].replacements
+        for x in specs[c].replacements
         if last_ts[c] < x.ts_ns <= newest[c]
     ]
     rebase = np.full(len(ch) + len(pseudo), np.nan)
@@ -243,18 +242,17 @@ def step(
     keys = tuple(sorted({c for b in batches for c in b.channel_ids}))
     st = [state.get(k, ChannelState()) for k in keys]
     last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
-    everything = _sorted_unique(_concat(batches, keys)) if keys else _empty_readings(keys)
+    everything = sorted_unique(_concat(batches, keys)) if keys else _empty_readings(keys)
     fresh = everything.ts_ns > last_ts[everything.channel]
-    behind = int(len(fresh) - fresh.sum())
-    r = _select(everything, fresh)
+    late = select(everything, ~fresh)
+    r = select(everything, fresh)
     if len(r.ts_ns) == 0:
-        no_buckets = _merge(keys, [_no_rows()], bucket_ns)
         return StepResult(
             readings=everything,
-            buckets=no_buckets,
+            buckets=no_buckets(keys),
             state={},
             events=_no_events(keys),
-            behind=behind,
+            late=late,
         )
     sp = [specs[k] for k in keys]
     is_counter = np.array([s.is_counter for s in sp], dtype=np.bool_)
@@ -262,7 +260,7 @@ def step(
     stats = list(kernels.bucket_stats(r.channel, r.ts_ns, r.value, good, bucket_ns))
     stats[4] = np.where(is_counter[stats[0]], 0.0, stats[4])  # counters' sums come from deltas
     stats.insert(5, np.zeros(len(stats[0])))  # nothing estimated
-    c_ch, c_ts, c_val, c_good, c_rebase = _counter_rows(r, is_counter, keys, specs, last_ts)
+    c_ch, c_ts, c_val, c_good, c_rebase = counter_rows(r, is_counter, sp, last_ts)
     start, delta, event, s_ts, s_val = kernels.counter_deltas(
         c_ch,
         c_ts,
@@ -310,9 +308,9 @@ def step(
         event=event[notable],
         value=c_val[notable],
     )
-    buckets = _merge(keys, [tuple(stats), spread], bucket_ns)
+    buckets = merge_buckets(keys, [tuple(stats), spread], bucket_ns)
     return StepResult(
-        readings=everything, buckets=buckets, state=new_state, events=events, behind=behind
+        readings=everything, buckets=buckets, state=new_state, events=events, late=late
     )
 
 
@@ -321,6 +319,42 @@ def _no_events(keys: tuple[str, ...]) -> CounterEvents:
     return CounterEvents(
         keys=keys, channel=z.astype(np.int32), ts_ns=z, event=z.astype(np.int8), value=np.zeros(0)
     )
+
+
+def bucket_columns(b: BucketDeltas) -> tuple[npt.NDArray[np.generic], ...]:
+    """The columns in merge_buckets' part order."""
+    return (
+        b.channel,
+        b.bucket_start_ns,
+        b.n,
+        b.n_good,
+        b.sum,
+        b.estimated,
+        b.min,
+        b.max,
+        b.last,
+        b.last_ts_ns,
+    )
+
+
+def select_buckets(b: BucketDeltas, index: npt.NDArray[np.bool_]) -> BucketDeltas:
+    return BucketDeltas(
+        keys=b.keys,
+        channel=b.channel[index],
+        bucket_start_ns=b.bucket_start_ns[index],
+        n=b.n[index],
+        n_good=b.n_good[index],
+        sum=b.sum[index],
+        estimated=b.estimated[index],
+        min=b.min[index],
+        max=b.max[index],
+        last=b.last[index],
+        last_ts_ns=b.last_ts_ns[index],
+    )
+
+
+def no_buckets(keys: tuple[str, ...]) -> BucketDeltas:
+    return merge_buckets(keys, [_no_rows()], 1)
 
 
 def _no_rows() -> tuple[npt.NDArray[np.generic], ...]:

@@ -9,16 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from compute import codec
-from compute.aggregate import ChannelSpec, Replacement, step
+from compute.aggregate import (
+    BucketDeltas,
+    ChannelSpec,
+    Readings,
+    Replacement,
+    bucket_columns,
+    merge_buckets,
+    step,
+)
 from compute.errors import CodecError, PlantPulseError
+from compute.late import closed_part, recount, stored_readings
 from compute.model import NS_PER_S, ReadingBatch, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
 from services.bus import Bus, Message, Subscription
-from services.store import Store, StoreWrite
+from services.store import Revisions, Store, StoreWrite
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +101,8 @@ class Aggregator:
         bucket_s: int = 60,
         max_records: int = 2000,
         max_backoff_s: float = 30.0,
+        allowed_lateness_s: float = 120.0,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.specs = channel_specs(plant)
         self.bus = bus
@@ -99,6 +113,8 @@ class Aggregator:
         self.bucket_ns = bucket_s * NS_PER_S
         self.max_records = max_records
         self.max_backoff_s = max_backoff_s
+        self.lateness_ns = int(allowed_lateness_s * NS_PER_S)
+        self.clock_ns = clock_ns
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
@@ -127,19 +143,45 @@ class Aggregator:
             keys = sorted({c for b in batches for c in b.channel_ids})
             state = await self.store.load_state(keys)
             result = step(batches, self.specs, state, self.bucket_ns)
-            if result.behind:
-                log.info(
-                    "%d readings at or before their channel's last one: stored, not re-counted",
-                    result.behind,
+            buckets, revisions = result.buckets, None
+            if len(result.late.ts_ns):
+                corrections = await self._recount(result.late)
+                buckets = merge_buckets(
+                    buckets.keys,
+                    [bucket_columns(buckets), bucket_columns(corrections)],
+                    self.bucket_ns,
                 )
+                now_ns = self.clock_ns()
+                closed = closed_part(corrections, self.bucket_ns, now_ns - self.lateness_ns)
+                if len(closed.channel):
+                    revisions = Revisions(buckets=closed, revised_at_ns=now_ns)
             await self.store.write(
                 StoreWrite(
                     readings=result.readings,
-                    buckets=result.buckets,
+                    buckets=buckets,
                     state=result.state,
                     events=result.events,
+                    revisions=revisions,
                 )
             )
+
+    async def _recount(self, late: Readings) -> BucketDeltas:
+        """Bucket corrections for the late readings not stored yet (replays add nothing)."""
+        rows = []
+        for c in np.unique(late.channel).tolist():
+            ts = late.ts_ns[late.channel == c]
+            around = await self.store.readings_around(late.keys[c], int(ts[0]), int(ts[-1]))
+            rows += [(c, t, v, q) for t, v, q in around]
+        new, corrections = recount(
+            late, stored_readings(late.keys, rows), self.specs, self.bucket_ns
+        )
+        if len(new.ts_ns):
+            log.info(
+                "%d late readings of %d channels: their buckets recounted",
+                len(new.ts_ns),
+                len(np.unique(new.channel)),
+            )
+        return corrections
 
     async def _cycle(self, sub: Subscription) -> None:
         messages = await sub.poll(self.max_records, timeout_s=1.0)

@@ -15,11 +15,20 @@ from compute.kernels import CounterEvent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Revisions:
+    """Corrections late readings made to closed buckets, kept apart as a restatement record."""
+
+    buckets: BucketDeltas
+    revised_at_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StoreWrite:
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
     events: CounterEvents
+    revisions: Revisions | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,6 +75,19 @@ class Store(Protocol):
 
     async def series(self, channel_id: str, start_ns: int, end_ns: int) -> list[Bucket]:
         """Base buckets of one channel with start in [start_ns, end_ns), oldest first."""
+        ...
+
+    async def readings_around(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, float, int]]:
+        """Stored (ts_ns, value, quality) of a channel, oldest first, from its last good reading
+        before start_ns to its first good one after end_ns (or the ends of what is stored)."""
+        ...
+
+    async def revisions(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, int, float]]:
+        """(bucket_start_ns, revised_at_ns, sum change) of a channel's restated buckets."""
         ...
 
     async def counter_events(

@@ -10,12 +10,31 @@ import numpy as np
 from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
 from compute.kernels import CounterEvent
 from compute.model import NO_TS
-from services.store import Bucket, ChannelTotal, Latest
+from services.store import Bucket, ChannelTotal, Latest, Revisions
 
 SERIES_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
     " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " ORDER BY bucket_start_ns"
+)
+AROUND_SQL = (
+    "SELECT ts_ns, value, quality FROM readings WHERE channel_id = %s"
+    " AND ts_ns >= coalesce((SELECT max(ts_ns) FROM readings"
+    " WHERE channel_id = %s AND ts_ns < %s AND quality = 0), %s)"
+    " AND ts_ns <= coalesce((SELECT min(ts_ns) FROM readings"
+    " WHERE channel_id = %s AND ts_ns > %s AND quality = 0), %s)"
+    " ORDER BY ts_ns"
+)
+INSERT_REVISION_SQL = (  # corrections made at the same instant add up
+    "INSERT INTO bucket_revisions AS r VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (channel_id, bucket_start_ns, revised_at_ns) DO UPDATE SET"
+    " n = r.n + excluded.n, n_good = r.n_good + excluded.n_good,"
+    " sum = r.sum + excluded.sum, estimated = r.estimated + excluded.estimated"
+)
+REVISIONS_SQL = (
+    "SELECT bucket_start_ns, revised_at_ns, sum FROM bucket_revisions"
+    " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+    " ORDER BY bucket_start_ns, revised_at_ns"
 )
 EVENTS_SQL = (
     "SELECT ts_ns, event, value FROM counter_events"
@@ -101,6 +120,26 @@ def channel_state(row: Any) -> ChannelState:
     )
 
 
+def around_params(channel_id: str, start_ns: int, end_ns: int) -> tuple[Any, ...]:
+    """AROUND_SQL's parameters: with no good neighbour, from the first or to the last reading."""
+    lo, hi = -(2**63), 2**63 - 1
+    return channel_id, channel_id, start_ns, lo, channel_id, end_ns, hi
+
+
+def revision_rows(rev: Revisions) -> Iterator[tuple[Any, ...]]:
+    b = rev.buckets
+    for c, s, n, ng, sm, est in zip(
+        b.channel.tolist(),
+        b.bucket_start_ns.tolist(),
+        b.n.tolist(),
+        b.n_good.tolist(),
+        b.sum.tolist(),
+        b.estimated.tolist(),
+        strict=True,
+    ):
+        yield b.keys[c], s, rev.revised_at_ns, n, ng, sm, est
+
+
 def event_rows(e: CounterEvents) -> Iterator[tuple[str, int, int, float]]:
     for c, t, k, v in zip(
         e.channel.tolist(), e.ts_ns.tolist(), e.event.tolist(), e.value.tolist(), strict=True
@@ -132,6 +171,11 @@ def bucket(row: Any) -> Bucket:
         max=mx,
         last=la,
     )
+
+
+def stored_reading(row: Any) -> tuple[int, float, int]:
+    t, v, q = row
+    return int(t), (float("nan") if v is None else float(v)), int(q)
 
 
 def counter_event(row: Any) -> tuple[int, CounterEvent, float]:

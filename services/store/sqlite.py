@@ -109,6 +109,11 @@ class SqliteStore:
                     "INSERT OR IGNORE INTO counter_events VALUES (?, ?, ?, ?)",
                     r.event_rows(w.events),
                 )
+                if w.revisions is not None:
+                    db.executemany(
+                        r.INSERT_REVISION_SQL.replace("%s", "?"),
+                        r.revision_rows(w.revisions),
+                    )
                 db.executemany(_UPSERT_LATEST, r.latest_rows(w.readings))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -128,6 +133,26 @@ class SqliteStore:
         def q(db: sqlite3.Connection) -> list[Bucket]:
             cur = db.execute(r.SERIES_SQL.replace("%s", "?"), (channel_id, start_ns, end_ns))
             return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
+    async def readings_around(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, float, int]]:
+        def q(db: sqlite3.Connection) -> list[tuple[int, float, int]]:
+            cur = db.execute(
+                r.AROUND_SQL.replace("%s", "?"), r.around_params(channel_id, start_ns, end_ns)
+            )
+            return [r.stored_reading(row) for row in cur]
+
+        return await self._run(q)
+
+    async def revisions(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, int, float]]:
+        def q(db: sqlite3.Connection) -> list[tuple[int, int, float]]:
+            cur = db.execute(r.REVISIONS_SQL.replace("%s", "?"), (channel_id, start_ns, end_ns))
+            return [(int(a), int(b), float(c)) for a, b, c in cur]
 
         return await self._run(q)
 

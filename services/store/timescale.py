@@ -138,6 +138,11 @@ class TimescaleStore:
                     await cur.execute(_MERGE.encode())
                     await cur.executemany(_UPSERT_STATE, list(r.state_rows(w.state)))
                     await cur.executemany(_INSERT_EVENT, list(r.event_rows(w.events)))
+                    if w.revisions is not None:
+                        await cur.executemany(
+                            r.INSERT_REVISION_SQL,
+                            list(r.revision_rows(w.revisions)),
+                        )
                     await cur.executemany(_UPSERT_LATEST, list(r.latest_rows(w.readings)))
         except psycopg.Error as e:
             raise StoreError(f"write failed: {e}") from e
@@ -152,6 +157,18 @@ class TimescaleStore:
         return [
             r.bucket(row) for row in await self._fetch(r.SERIES_SQL, (channel_id, start_ns, end_ns))
         ]
+
+    async def readings_around(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, float, int]]:
+        rows = await self._fetch(r.AROUND_SQL, r.around_params(channel_id, start_ns, end_ns))
+        return [r.stored_reading(row) for row in rows]
+
+    async def revisions(
+        self, channel_id: str, start_ns: int, end_ns: int
+    ) -> list[tuple[int, int, float]]:
+        rows = await self._fetch(r.REVISIONS_SQL, (channel_id, start_ns, end_ns))
+        return [(int(a), int(b), float(c)) for a, b, c in rows]
 
     async def counter_events(
         self, channel_id: str, start_ns: int, end_ns: int

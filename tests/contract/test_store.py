@@ -10,7 +10,7 @@ import pytest
 from compute.aggregate import ChannelSpec, ChannelState, step
 from compute.kernels import CounterEvent
 from compute.model import NS_PER_S, Quality, ReadingBatch
-from services.store import Store, StoreWrite
+from services.store import Revisions, Store, StoreWrite
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
@@ -125,3 +125,39 @@ async def test_counter_events_and_estimated_consumption_are_kept(store: Store) -
     assert await store.counter_events("m.energy", 0, 3 * MIN) == [
         (125 * NS_PER_S, CounterEvent.DROP, 50.0)
     ]
+
+
+async def test_readings_around_reach_the_good_neighbours(store: Store) -> None:
+    g, b = Quality.GOOD, Quality.BAD
+    rows = [(0, 1.0, g), (10, 2.0, g), (20, 9.0, b), (30, 3.0, g), (40, 4.0, g), (50, 5.0, g)]
+    await _apply(store, _batch([("m.energy", t * NS_PER_S, v, q) for t, v, q in rows]))
+    around = await store.readings_around("m.energy", 25 * NS_PER_S, 35 * NS_PER_S)
+    assert [t // NS_PER_S for t, _, _ in around] == [10, 20, 30, 40]
+    edge = await store.readings_around("m.energy", 0, 5 * NS_PER_S)
+    assert [t // NS_PER_S for t, _, _ in edge] == [0, 10]  # nothing good before: from the first
+
+
+async def test_revisions_are_appended_and_listed(store: Store) -> None:
+    r = step(
+        [
+            _batch(
+                [("m.energy", 0, 1.0, Quality.GOOD), ("m.energy", 90 * NS_PER_S, 4.0, Quality.GOOD)]
+            )
+        ],
+        SPECS,
+        {},
+        MIN,
+    )
+    for at_ns in (7, 7, 9):  # two corrections at one instant add up
+        await store.write(
+            StoreWrite(
+                readings=r.readings,
+                buckets=r.buckets,
+                state=r.state,
+                events=r.events,
+                revisions=Revisions(buckets=r.buckets, revised_at_ns=at_ns),
+            )
+        )
+    got = await store.revisions("m.energy", 0, 2 * MIN)
+    assert [(b, at) for b, at, _ in got] == [(0, 7), (0, 9), (MIN, 7), (MIN, 9)]
+    assert [s for _, _, s in got] == pytest.approx([4.0, 2.0, 2.0, 1.0])

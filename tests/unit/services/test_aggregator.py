@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from random import Random
 
 import pytest
 
@@ -93,3 +94,64 @@ async def test_a_replay_after_the_store_committed_counts_nothing_twice(
         total = (await store.totals([KEY], 0, 60 * NS_PER_S))[KEY]
     assert bus.failed
     assert (total.sum, total.n) == (pytest.approx(3.0), 3)
+
+
+def _messages(polls: Sequence[Sequence[tuple[str, int, float]]]) -> list[Message]:
+    """One message per poll of (channel, t_s, value) readings."""
+    out = []
+    for i, rows in enumerate(polls):
+        batch = ReadingBatch.from_rows(
+            meter_id="m",
+            receive_ts_ns=0,
+            rows=[(c, t * NS_PER_S, v, Quality.GOOD) for c, t, v in rows],
+        )
+        out.append(Message(topic=TOPIC, partition=0, offset=i, key=b"m", value=codec.encode(batch)))
+    return out
+
+
+GAUGE = "cleanroom-a-env.temperature"
+
+
+async def _series_after(
+    plant: Plant, path: Path, polls: list[Message], *, now_ns: int = 10**9 * 3600
+) -> tuple[list[tuple[int, float, float, int]], list[tuple[int, int, float]]]:
+    async with SqliteStore(path) as store:
+        agg = Aggregator(plant, MemoryBus(), store, group="g", clock_ns=lambda: now_ns)
+        for m in polls:
+            await agg.handle([m])
+        energy = await store.series(KEY, 0, 10 * 60 * NS_PER_S)
+        gauge = await store.series(GAUGE, 0, 10 * 60 * NS_PER_S)
+        revisions = await store.revisions(KEY, 0, 10 * 60 * NS_PER_S)
+    rows = [(b.bucket_start_ns, round(b.sum, 9), round(b.estimated, 9), b.n) for b in energy]
+    rows += [(b.bucket_start_ns, b.sum, b.max or 0.0, b.n) for b in gauge]
+    return rows, revisions
+
+
+async def test_late_readings_recount_their_buckets_to_what_in_order_delivery_gives(
+    plant: Plant, tmp_path: Path
+) -> None:
+    readings = [(KEY, t, 100.0 + 0.5 * t) for t in range(0, 300, 10)]
+    readings += [(GAUGE, t, 20.0 + (t % 7)) for t in range(0, 300, 10)]
+    in_order = _messages([readings[i : i + 3] for i in range(0, len(readings), 3)])
+    expected, _ = await _series_after(plant, tmp_path / "a.sqlite3", in_order)
+    assert len(expected) == 5 + 5  # five minutes of energy and of temperature buckets
+    for seed in range(5):
+        shuffled = list(in_order) + in_order[seed::4]  # some redelivered
+        Random(seed).shuffle(shuffled)
+        got, _ = await _series_after(plant, tmp_path / f"s{seed}.sqlite3", shuffled)
+        assert got == expected, f"seed {seed}"
+
+
+async def test_a_late_reading_for_a_closed_bucket_is_recorded_as_a_restatement(
+    plant: Plant, tmp_path: Path
+) -> None:
+    # 0 s and 170 s arrive first: 85 kWh over a gap, spread evenly (estimated); then 65 s
+    # arrives and splits it: 10 kWh over (0, 65], 75 kWh over (65, 170]
+    polls = _messages([[(KEY, 0, 100.0), (KEY, 170, 185.0)], [(KEY, 65, 110.0)]])
+    got, revisions = await _series_after(plant, tmp_path / "s.sqlite3", polls)
+    energy = got[:3]
+    expected = [60 / 65 * 10, 5 / 65 * 10 + 55 / 105 * 75, 50 / 105 * 75]
+    assert [s for _, s, _, _ in energy] == pytest.approx(expected)
+    assert sum(s for _, s, _, _ in energy) == pytest.approx(85.0)  # the total never moves
+    assert [b // NS_PER_S for b, _, _ in revisions] == [0, 60, 120]  # all closed an hour ago
+    assert sum(d for _, _, d in revisions) == pytest.approx(0.0)
