@@ -151,7 +151,7 @@ async def _until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, wha
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def test_processes_over_kafka_and_postgres_match_ground_truth(
+async def test_two_aggregators_one_killed_over_kafka_and_postgres_match_ground_truth(
     tmp_path: Path, procs: Procs, kafka_bootstrap: str, pg_dsn: str
 ) -> None:
     plant, plant_file = plant_on_free_ports(tmp_path)
@@ -161,8 +161,9 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
     sim = PlantSimulator(plant, seed=23, start_ns=time.time_ns())
     async with serve(sim), httpx.AsyncClient(base_url=base, timeout=10) as api:
         procs.start("api")
-        aggregator = procs.start("aggregator")
-        procs.start("gateway")
+        survivor = procs.start("aggregator")  # two share the partitions as one consumer group
+        victim = procs.start("aggregator")
+        gateway = procs.start("gateway")
 
         async def healthy() -> bool:
             try:
@@ -172,22 +173,22 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
 
         await _until(healthy, 60, "the API")
         await asyncio.sleep(12)
-        aggregator.send_signal(signal.SIGKILL)  # crash: no clean shutdown, offsets as they were
-        aggregator.wait(timeout=10)
+        victim.send_signal(signal.SIGKILL)  # crash: no clean shutdown, offsets as they were
+        victim.wait(timeout=10)
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
         await producer.start()
         await producer.send_and_wait(
             topic, b"\x00garbage from a broken gateway", key=b"line-1-meter"
         )
         await producer.stop()
-        await asyncio.sleep(5)
-        procs.start("aggregator")
+        await asyncio.sleep(5)  # the survivor takes the victim's partitions over
+        procs.start("aggregator")  # and gives some back when the victim returns
         await asyncio.sleep(25)
         gateway_metrics = (
             await api.get(f"http://127.0.0.1:{procs.env['PT_GATEWAY_METRICS_PORT']}/metrics")
         ).text
-        procs.running[2].send_signal(signal.SIGTERM)  # the gateway
-        assert procs.running[2].wait(timeout=15) == 0
+        gateway.send_signal(signal.SIGTERM)
+        assert gateway.wait(timeout=15) == 0
 
         published = await _topic_readings(kafka_bootstrap, topic)
 
@@ -208,6 +209,7 @@ async def test_processes_over_kafka_and_postgres_match_ground_truth(
             )
         ).json()
 
+    assert survivor.poll() is None  # it ran throughout
     assert_totals_match_ground_truth(plant, sim, totals, a, b)
     scraped = _metric_values(gateway_metrics)
     assert scraped["plantpulse_gateway_batches_read_total"] > 0
