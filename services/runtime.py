@@ -77,6 +77,7 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
         topic=settings.readings_topic,
         bucket_s=settings.bucket_s,
         max_records=settings.poll_max_records,
+        allowed_lateness_s=settings.allowed_lateness_s,
     )
 
 

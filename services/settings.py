@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     kafka_replication: int = Field(default=1, ge=1)  # use 3 on a production cluster
     consumer_group: str = "plantpulse-aggregator"
     bucket_s: int = Field(default=60, ge=1, le=3600)
+    # A late reading for a bucket that ended more than this ago is recorded as a restatement.
+    allowed_lateness_s: float = Field(default=120.0, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=0, le=65535)
     poll_max_records: int = Field(default=2000, ge=1)
