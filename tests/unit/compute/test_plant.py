@@ -65,3 +65,22 @@ def test_wrap_modulus_follows_register_width_and_scale(plant_data: dict[str, Any
     plant = parse_plant(plant_data)
     assert plant.channels["office-meter.energy-import"].wrap_modulus == pytest.approx(2**32 * 0.01)
     assert plant.channels["line-1-meter.power"].wrap_modulus == 0.0
+
+
+def test_counter_rules_are_configured_on_counters_only(plant_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(plant_data)
+    incomer = data["meters"][0]["channels"][0]
+    incomer["max_rate_per_h"] = 4000
+    incomer["replacements"] = [
+        {"at": "2026-03-01T10:00:00+08:00", "old_final": 81234.5, "new_initial": 0.0}
+    ]
+    plant = parse_plant(data)
+    (swap,) = plant.channels["main-incomer.energy-import"].channel.replacements
+    assert swap.at.utcoffset() is not None and swap.old_final == 81234.5
+    data["meters"][4]["channels"][0]["max_rate_per_h"] = 30  # a cleanroom temperature gauge
+    (issue,) = _issues(data)
+    assert issue.startswith("meters[4].channels[0].max_rate_per_h: only counters")
+    del data["meters"][4]["channels"][0]["max_rate_per_h"]
+    incomer["replacements"][0]["at"] = "2026-03-01T10:00:00"  # no UTC offset: ambiguous
+    (issue,) = _issues(data)
+    assert issue.startswith("meters[0].channels[0].replacements[0].at: ")
