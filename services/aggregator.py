@@ -29,7 +29,9 @@ from compute.errors import CodecError, PlantPulseError
 from compute.late import closed_part, recount, stored_readings
 from compute.model import NS_PER_S, ReadingBatch, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
+from compute.windows import RollingSpec
 from services.bus import Bus, Message, Subscription
+from services.live import LiveWindows
 from services.store import Revisions, Store, StoreWrite
 
 log = logging.getLogger(__name__)
@@ -103,6 +105,8 @@ class Aggregator:
         max_backoff_s: float = 30.0,
         allowed_lateness_s: float = 120.0,
         clock_ns: Callable[[], int] = time.time_ns,
+        metrics_topic: str = "plantpulse.metrics",
+        publish_interval_s: float = 5.0,
     ) -> None:
         self.specs = channel_specs(plant)
         self.bus = bus
@@ -115,6 +119,11 @@ class Aggregator:
         self.max_backoff_s = max_backoff_s
         self.lateness_ns = int(allowed_lateness_s * NS_PER_S)
         self.clock_ns = clock_ns
+        self.metrics_topic = metrics_topic
+        self.publish_interval_ns = int(publish_interval_s * NS_PER_S)
+        self.live = LiveWindows(
+            plant, spec=RollingSpec(bucket_s=bucket_s), allowed_lateness_s=allowed_lateness_s
+        )
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
@@ -141,6 +150,10 @@ class Aggregator:
             )
         if batches:
             keys = sorted({c for b in batches for c in b.channel_ids})
+            now_ns = self.clock_ns()
+            if unseen := self.live.unseen(keys):
+                since_ns = now_ns - self.live.history_s * NS_PER_S
+                self.live.rebuild(await self.store.series_many(unseen, since_ns, now_ns), now_ns)
             state = await self.store.load_state(keys)
             result = step(batches, self.specs, state, self.bucket_ns)
             buckets, revisions = result.buckets, None
@@ -151,7 +164,6 @@ class Aggregator:
                     [bucket_columns(buckets), bucket_columns(corrections)],
                     self.bucket_ns,
                 )
-                now_ns = self.clock_ns()
                 closed = closed_part(corrections, self.bucket_ns, now_ns - self.lateness_ns)
                 if len(closed.channel):
                     revisions = Revisions(buckets=closed, revised_at_ns=now_ns)
@@ -164,6 +176,13 @@ class Aggregator:
                     revisions=revisions,
                 )
             )
+            self.live.apply(buckets, now_ns)
+
+    async def publish_live(self) -> None:
+        """The rolling figures of the channels handled here, to the metrics topic."""
+        await self.bus.publish(
+            self.metrics_topic, self.group.encode(), self.live.snapshot(self.clock_ns())
+        )
 
     async def _recount(self, late: Readings) -> BucketDeltas:
         """Bucket corrections for the late readings not stored yet (replays add nothing)."""
@@ -190,13 +209,17 @@ class Aggregator:
             await sub.commit(messages)
 
     async def run(self) -> None:
-        """Consume until cancelled."""
+        """Consume until cancelled; publish the rolling figures every publish interval."""
         async with self.bus.subscribe(self.topic, self.group) as sub:
             log.info("aggregator consuming %s as group %s", self.topic, self.group)
             backoff_s = 0.5
+            published_ns = 0
             while True:
                 try:
                     await self._cycle(sub)
+                    if self.clock_ns() - published_ns >= self.publish_interval_ns:
+                        await self.publish_live()
+                        published_ns = self.clock_ns()
                     backoff_s = 0.5
                 except (PlantPulseError, OSError) as e:
                     log.error(

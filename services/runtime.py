@@ -61,7 +61,7 @@ def require_kafka(settings: Settings) -> str:
 async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
     async with KafkaBus(require_kafka(settings), timeout_s=settings.io_timeout_s) as bus:
         await bus.ensure_topics(
-            [settings.readings_topic, settings.dlq_topic],
+            [settings.readings_topic, settings.dlq_topic, settings.metrics_topic],
             settings.kafka_partitions,
             settings.kafka_replication,
         )
@@ -78,6 +78,7 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
         bucket_s=settings.bucket_s,
         max_records=settings.poll_max_records,
         allowed_lateness_s=settings.allowed_lateness_s,
+        metrics_topic=settings.metrics_topic,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.buffer import OverflowPolicy
@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = None
     pg_dsn: str | None = None
     readings_topic: str = "plantpulse.readings"
+    metrics_topic: str = "plantpulse.metrics"  # the aggregators' rolling figures
     kafka_partitions: int = Field(default=6, ge=1)  # bounds how many aggregators share the work
     kafka_replication: int = Field(default=1, ge=1)  # use 3 on a production cluster
     consumer_group: str = "plantpulse-aggregator"
@@ -44,6 +45,15 @@ class Settings(BaseSettings):
     # The gateway serves GET /metrics (Prometheus text) here; port 0 turns it off.
     gateway_metrics_host: str = "127.0.0.1"
     gateway_metrics_port: int = Field(default=9108, ge=0, le=65535)
+
+    @field_validator("bucket_s")
+    @classmethod
+    def _divides_demand_interval(cls, v: int) -> int:
+        if 900 % v:
+            raise ValueError(
+                "must divide 900, the 15-minute demand interval (e.g. 10, 30, 60, 300)"
+            )
+        return v
 
     @property
     def dlq_topic(self) -> str:

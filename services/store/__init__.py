@@ -97,6 +97,12 @@ class Store(Protocol):
         in [start_ns, end_ns), oldest first."""
         ...
 
+    async def series_many(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> list[Bucket]:
+        """Base buckets of several channels with start in [start_ns, end_ns)."""
+        ...
+
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:

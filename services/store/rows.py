@@ -40,6 +40,10 @@ EVENTS_SQL = (
     "SELECT ts_ns, event, value FROM counter_events"
     " WHERE channel_id = %s AND ts_ns >= %s AND ts_ns < %s ORDER BY ts_ns, event"
 )
+SERIES_MANY_SQL = (
+    "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
+    " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+)
 TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM buckets"
     " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"

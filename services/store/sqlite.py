@@ -165,6 +165,19 @@ class SqliteStore:
 
         return await self._run(q)
 
+    async def series_many(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> list[Bucket]:
+        def q(db: sqlite3.Connection) -> list[Bucket]:
+            marks = ",".join("?" * len(channel_ids))
+            cur = db.execute(
+                r.SERIES_MANY_SQL.format(channels=marks).replace("%s", "?"),
+                (*channel_ids, start_ns, end_ns),
+            )
+            return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:

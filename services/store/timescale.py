@@ -176,6 +176,12 @@ class TimescaleStore:
         rows = await self._fetch(r.EVENTS_SQL, (channel_id, start_ns, end_ns))
         return [r.counter_event(row) for row in rows]
 
+    async def series_many(
+        self, channel_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> list[Bucket]:
+        sql = r.SERIES_MANY_SQL.format(channels=",".join(["%s"] * len(channel_ids)))
+        return [r.bucket(row) for row in await self._fetch(sql, (*channel_ids, start_ns, end_ns))]
+
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:
