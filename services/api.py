@@ -14,10 +14,12 @@ from typing import Annotated
 from fastapi import FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 
+from compute.calendar import Period
 from compute.model import NS_PER_S, Quality, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
 from services.metrics import Registry
 from services.metrics_http import metrics_response
+from services.series import series_points
 from services.store import Latest, Store
 
 
@@ -37,9 +39,12 @@ class LiveValue(BaseModel):
 
 class SeriesPoint(BaseModel):
     start: datetime
+    end: datetime
     samples: int
     samples_good: int
+    samples_expected: int
     value: float | None  # consumption for counters, mean of good samples for gauges
+    estimated: float  # the part of a counter's consumption spread over a gap in its readings
     min: float | None
     max: float | None
     last: float | None
@@ -52,6 +57,7 @@ class ChannelTotalOut(BaseModel):
     utility: str
     unit: str
     total: float
+    estimated: float
     samples: int
     samples_good: int
     samples_expected: int
@@ -62,6 +68,7 @@ class UtilityTotal(BaseModel):
     utility: str
     unit: str
     total: float
+    estimated: float
     channels: list[str]
     samples_good: int
     samples_expected: int
@@ -173,23 +180,38 @@ def create_app(
         return out
 
     @app.get("/v1/channels/{channel_id}/series", response_model=list[SeriesPoint])
-    async def series(channel_id: str, start: datetime, end: datetime) -> list[SeriesPoint]:
-        """Per-bucket values of one channel over [start, end); naive times are site-local."""
+    async def series(
+        channel_id: str,
+        start: datetime,
+        end: datetime,
+        period: Annotated[
+            Period | None,
+            Query(description="roll the base buckets up into calendar periods of the site"),
+        ] = None,
+    ) -> list[SeriesPoint]:
+        """Values of one channel over [start, end) per base bucket, or per calendar period in
+        the site's timezone (a DST day has 23 or 25 hours); naive times are site-local."""
         ref = channel(channel_id)
         tz = zones[ref.site.id]
         a, b = _range(start, end, tz, bucket_ns)
+        buckets = await store.series(channel_id, a, b)
         counter = ref.channel.kind is ChannelKind.COUNTER
+        interval_ns = ref.meter.interval_s * NS_PER_S
+        rolled = series_points(buckets, bucket_ns, tz.key, period)
         return [
             SeriesPoint(
-                start=_iso(x.bucket_start_ns, tz),
+                start=_iso(x.start_ns, tz),
+                end=_iso(x.end_ns, tz),
                 samples=x.n,
                 samples_good=x.n_good,
+                samples_expected=int((x.end_ns - x.start_ns) / interval_ns),
                 value=x.sum if counter else (x.sum / x.n_good if x.n_good else None),
+                estimated=x.estimated,
                 min=x.min,
                 max=x.max,
                 last=x.last,
             )
-            for x in await store.series(channel_id, a, b)
+            for x in rolled
         ]
 
     @app.get("/v1/sites/{site}/totals", response_model=Totals)
@@ -222,6 +244,7 @@ def create_app(
                     utility=r.channel.utility,
                     unit=r.channel.unit,
                     total=t.sum if t else 0.0,
+                    estimated=t.estimated if t else 0.0,
                     samples=t.n if t else 0,
                     samples_good=good,
                     samples_expected=expected,
@@ -254,6 +277,7 @@ def _by_utility(channels: list[ChannelTotalOut], refs: dict[str, ChannelRef]) ->
                 utility=utility,
                 unit=unit,
                 total=sum(c.total for c in cs),
+                estimated=sum(c.estimated for c in cs),
                 channels=[c.channel_id for c in cs],
                 samples_good=good,
                 samples_expected=expected,

@@ -15,6 +15,7 @@ from services.aggregator import channel_specs
 from services.api import create_app
 from services.store import StoreWrite
 from services.store.sqlite import SqliteStore
+from tests.plants import meter, one_site
 
 T0 = 1_795_406_400 * NS_PER_S  # 2026-11-23 12:00 in Shanghai
 
@@ -105,3 +106,39 @@ async def test_live_lists_every_channel_even_without_data(
     assert len(missing) == len(plant.channels) - 1 and all(c["value"] is None for c in missing)
     (old,) = [c for c in live if c["quality"] != "missing"]
     assert old["quality"] == "stale" and old["value"] == 1004.0 and old["age_s"] > 3600
+
+
+async def test_calendar_series_follow_the_site_timezone_across_a_dst_change(
+    tmp_path: Path,
+) -> None:
+    energy = {"id": "e", "unit": "kWh", "kind": "counter", "utility": "electricity"}
+    berlin = one_site(
+        [meter("m", "opcua", "opc.tcp://h:4840", [{**energy, "node_id": "ns=2;s=e"}],
+               interval_s=60)],
+        timezone="Europe/Berlin",
+    )  # fmt: skip
+    day_start_ns = 1_792_879_200 * NS_PER_S  # 2026-10-25 00:00 in Berlin (22:00Z the day before)
+    rows = [
+        ("m.e", day_start_ns + i * 1800 * NS_PER_S, 100.0 + i, Quality.GOOD) for i in range(-2, 53)
+    ]
+    async with SqliteStore(tmp_path / "s.sqlite3") as store:
+        batch = ReadingBatch.from_rows(meter_id="m", receive_ts_ns=0, rows=rows)
+        r = step([batch], channel_specs(berlin), {}, 60 * NS_PER_S)
+        await store.write(
+            StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state, events=r.events)
+        )
+        transport = httpx.ASGITransport(app=create_app(berlin, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            day = {"start": "2026-10-25T00:00", "end": "2026-10-26T00:00"}
+            hours = await api.get("/v1/channels/m.e/series", params={**day, "period": "hour"})
+            days = await api.get("/v1/channels/m.e/series", params={**day, "period": "day"})
+            bad = await api.get("/v1/channels/m.e/series", params={**day, "period": "fortnight"})
+    assert hours.status_code == days.status_code == 200
+    assert len(hours.json()) == 25  # 02:00-03:00 happens twice
+    assert [h["value"] for h in hours.json()] == pytest.approx([2.0] * 25)
+    assert [h["start"][11:] for h in hours.json()[2:4]] == ["02:00:00+02:00", "02:00:00+01:00"]
+    (d,) = days.json()
+    assert (d["start"], d["end"]) == ("2026-10-25T00:00:00+02:00", "2026-10-26T00:00:00+01:00")
+    assert d["value"] == pytest.approx(50.0) and d["samples_expected"] == 25 * 60
+    assert d["estimated"] == pytest.approx(50.0)  # 30-min intervals of a 1-min meter are gaps
+    assert bad.status_code == 422 and "hour" in bad.text
