@@ -35,12 +35,24 @@ test-deps: install
 test: lint test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-bench: install
-	$(BIN)/python -m bench.aggregator
-	$(BIN)/python -m bench.store_writer
-	$(BIN)/python -m bench.opcua_gateway
-	$(BIN)/python -m bench.modbus_gateway
-	$(BIN)/python -m bench.gateway_buffer
+# Benchmarks run in their own venv: the bench extra adds Quix Streams (which pins pydantic below
+# 2.14) and pandas, and must not change the versions the tests run with.
+BENCH_BIN := .venv-bench/bin
+
+$(BENCH_BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	$(BENCH_BIN)/pip install --quiet --upgrade pip
+	$(BENCH_BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $@
+
+bench: $(BENCH_BIN)/.installed
+	$(BENCH_BIN)/python -m bench.aggregator
+	$(BENCH_BIN)/python -m bench.kernels
+	$(BENCH_BIN)/python -m bench.store_writer
+	$(BENCH_BIN)/python -m bench.opcua_gateway
+	$(BENCH_BIN)/python -m bench.modbus_gateway
+	$(BENCH_BIN)/python -m bench.gateway_buffer
+	$(BENCH_BIN)/python -m bench.quix_compare
 
 clean:
-	rm -rf $(VENV) .plantpulse .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-bench .plantpulse .mypy_cache .ruff_cache .pytest_cache

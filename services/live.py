@@ -19,18 +19,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from compute.aggregate import BucketDeltas
+from compute.demand import DemandState, close_demand, new_demand_state
 from compute.model import NO_TS, NS_PER_S, datetime_ns
 from compute.plant import ChannelKind, Plant, Utility
-from compute.windows import (
-    DemandState,
-    RollingSpec,
-    Watermark,
-    advance,
-    close_demand,
-    new_demand_state,
-    new_rolling_state,
-    query_windows,
-)
+from compute.watermark import Watermark
+from compute.windows import RollingSpec, advance, new_rolling_state, query_windows
 from services.store import Bucket
 
 

@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compute import demand as dm
+from compute import watermark as wm
 from compute import windows as w
 from compute.model import NS_PER_S
 
@@ -84,7 +86,7 @@ step = st.tuples(
 def test_kernels_equal_their_twins(steps: list[tuple], track_list: list[bool]) -> None:
     sp = SMALL
     state = _arrays(w.new_rolling_state(sp, N_CH))
-    demand = w.new_demand_state(sp, N_CH, 0)
+    demand = dm.new_demand_state(sp, N_CH, 0)
     dem = (demand.closed_until_ns, demand.month_start_ns, demand.max_kw, demand.max_start_ns)
     track = np.array(track_list[:N_CH], np.bool_)
     window_ns = np.array(sp.windows_s, np.int64) * NS_PER_S
@@ -109,8 +111,8 @@ def test_kernels_equal_their_twins(steps: list[tuple], track_list: list[bool]) -
         month_ns = np.full(N_CH, (now_idx // 20 + month - 1) * 20 * MIN, np.int64)
         wm = now_ns - lateness * MIN
         d = (wm, month_ns, track, sp.bucket_ns, sp.coarse_ns, state[0], state[4], state[6], *dem)
-        out = w.close_demand_kernel(*d)
-        _same(out, w.close_demand_py(*d))
+        out = dm.close_demand_kernel(*d)
+        _same(out, dm.close_demand_py(*d))
         dem = out[3:7]
 
 
@@ -217,8 +219,8 @@ def test_window_specs_must_fit_their_ring() -> None:
         w.RollingSpec(windows_s=(4000,))  # not a multiple of the 15-min coarse slot
     with pytest.raises(w.WindowError):
         w.RollingSpec(coarse_s=90)
-    with pytest.raises(w.WindowError):
-        w.Watermark(allowed_lateness_ns=-1)
+    with pytest.raises(wm.WatermarkError):
+        wm.Watermark(allowed_lateness_ns=-1)
 
 
 # ---- 15-minute demand --------------------------------------------------------------------------
@@ -237,16 +239,16 @@ def _interval_rows(kwh_per_interval: list[float], start_ns: int = 0) -> Rows:
 def test_demand_is_kwh_times_4_and_final_only_once_the_watermark_passes() -> None:
     state = w.new_rolling_state(SPEC, 1)
     state, _ = w.advance(state, SPEC, 2 * QH + 5 * MIN, _interval_rows([30.0, 45.0, 9.0]))
-    demand = w.new_demand_state(SPEC, 1, 0)
+    demand = dm.new_demand_state(SPEC, 1, 0)
     month = np.zeros(1, np.int64)
-    out = w.close_demand(demand, state, SPEC, QH - 1, month)  # interval 0 still open
+    out = dm.close_demand(demand, state, SPEC, QH - 1, month)  # interval 0 still open
     assert out.demand_kw.size == 0 and out.state.closed_until_ns.tolist() == [0]
-    out = w.close_demand(out.state, state, SPEC, 2 * QH + 5 * MIN - 3 * MIN, month)
+    out = dm.close_demand(out.state, state, SPEC, 2 * QH + 5 * MIN - 3 * MIN, month)
     assert out.interval_start_ns.tolist() == [0, QH]
     assert out.demand_kw.tolist() == pytest.approx([120.0, 180.0])
     assert out.state.max_kw.tolist() == pytest.approx([180.0])
     assert out.state.max_start_ns.tolist() == [QH]
-    again = w.close_demand(out.state, state, SPEC, 2 * QH + 5 * MIN - 3 * MIN, month)
+    again = dm.close_demand(out.state, state, SPEC, 2 * QH + 5 * MIN - 3 * MIN, month)
     assert again.demand_kw.size == 0  # each interval is emitted once
 
 
@@ -255,10 +257,10 @@ def test_the_month_max_resets_at_the_month_boundary() -> None:
     kwh = [15.0, 75.0, 30.0, 15.0, 45.0, 30.0]  # intervals 0..3 in month A, 4..5 in month B
     state = w.new_rolling_state(SPEC, 1)
     state, _ = w.advance(state, SPEC, 6 * QH, _interval_rows(kwh))
-    out = w.close_demand(w.new_demand_state(SPEC, 1, 0), state, SPEC, 3 * QH, np.array([0]))
+    out = dm.close_demand(dm.new_demand_state(SPEC, 1, 0), state, SPEC, 3 * QH, np.array([0]))
     assert out.demand_kw.tolist() == [60.0, 300.0, 120.0]  # exact: whole kWh per minute
     assert out.state.max_kw.tolist() == [300.0] and np.isnan(out.closed_month_max_kw[0])
-    out = w.close_demand(out.state, state, SPEC, 6 * QH, np.array([month_b]))
+    out = dm.close_demand(out.state, state, SPEC, 6 * QH, np.array([month_b]))
     assert out.demand_kw.tolist() == [60.0, 180.0, 120.0]
     assert out.closed_month_max_kw.tolist() == [300.0]
     assert out.closed_month_max_start_ns.tolist() == [QH]
@@ -269,21 +271,21 @@ def test_the_month_max_resets_at_the_month_boundary() -> None:
 def test_a_month_closes_as_soon_as_its_last_interval_is_final() -> None:
     state = w.new_rolling_state(SPEC, 1)
     state, _ = w.advance(state, SPEC, 2 * QH, _interval_rows([10.0, 20.0]))
-    out = w.close_demand(w.new_demand_state(SPEC, 1, 0), state, SPEC, QH, np.array([0]))
-    out = w.close_demand(out.state, state, SPEC, 2 * QH, np.array([2 * QH]))
+    out = dm.close_demand(dm.new_demand_state(SPEC, 1, 0), state, SPEC, QH, np.array([0]))
+    out = dm.close_demand(out.state, state, SPEC, 2 * QH, np.array([2 * QH]))
     assert out.closed_month_max_kw.tolist() == [80.0] and np.isnan(out.state.max_kw[0])
 
 
 def test_intervals_without_data_are_nan_and_untracked_channels_emit_nothing() -> None:
     state = w.new_rolling_state(SPEC, 2)
     state, _ = w.advance(state, SPEC, 3 * QH, _deltas([(1, 0, 5.0, 1, 1)]))
-    demand = w.new_demand_state(SPEC, 2, 0)
+    demand = dm.new_demand_state(SPEC, 2, 0)
     track = np.array([True, False])
-    out = w.close_demand(demand, state, SPEC, 2 * QH, np.zeros(2, np.int64), track)
+    out = dm.close_demand(demand, state, SPEC, 2 * QH, np.zeros(2, np.int64), track)
     assert out.channel.tolist() == [0, 0] and np.isnan(out.demand_kw).all()
     assert np.isnan(out.state.max_kw).all()
     with pytest.raises(w.WindowError):
-        w.close_demand(demand, state, SPEC, 2 * QH, np.array([1, 0]), track)
+        dm.close_demand(demand, state, SPEC, 2 * QH, np.array([1, 0]), track)
 
 
 # ---- watermark ---------------------------------------------------------------------------------
@@ -291,7 +293,7 @@ def test_intervals_without_data_are_nan_and_untracked_channels_emit_nothing() ->
 
 @given(st.lists(st.integers(0, 10**12), min_size=1, max_size=30), st.integers(0, 10**10))
 def test_the_watermark_never_moves_backwards(nows: list[int], lateness_ns: int) -> None:
-    mark = w.Watermark(allowed_lateness_ns=lateness_ns)
+    mark = wm.Watermark(allowed_lateness_ns=lateness_ns)
     seen = []
     for now in nows:
         mark = mark.advance(now)
@@ -301,14 +303,14 @@ def test_the_watermark_never_moves_backwards(nows: list[int], lateness_ns: int) 
 
 
 def test_a_reading_is_late_once_the_watermark_closed_its_bucket() -> None:
-    mark = w.Watermark(allowed_lateness_ns=2 * MIN).advance(10 * MIN)  # watermark at 8 min
+    mark = wm.Watermark(allowed_lateness_ns=2 * MIN).advance(10 * MIN)  # watermark at 8 min
     assert mark.watermark_ns == 8 * MIN
-    assert w.closed(7 * MIN, MIN, mark.watermark_ns) and not w.closed(8 * MIN, MIN, 8 * MIN)
-    assert w.classify_arrival(8 * MIN - 1, MIN, mark.watermark_ns) is w.Arrival.LATE
-    assert w.classify_arrival(8 * MIN, MIN, mark.watermark_ns) is w.Arrival.ON_TIME
-    assert w.classify_arrival(0, MIN, w.Watermark(allowed_lateness_ns=0).watermark_ns) == 0
+    assert wm.closed(7 * MIN, MIN, mark.watermark_ns) and not wm.closed(8 * MIN, MIN, 8 * MIN)
+    assert wm.classify_arrival(8 * MIN - 1, MIN, mark.watermark_ns) is wm.Arrival.LATE
+    assert wm.classify_arrival(8 * MIN, MIN, mark.watermark_ns) is wm.Arrival.ON_TIME
+    assert wm.classify_arrival(0, MIN, wm.Watermark(allowed_lateness_ns=0).watermark_ns) == 0
     ts = np.array([MIN + 5, 9 * MIN, MIN + 9, 3 * MIN, 7 * MIN + 1], np.int64)
     ch = np.array([1, 0, 1, 0, 0], np.int32)
-    assert w.late_mask(ts, MIN, mark.watermark_ns).tolist() == [True, False, True, True, True]
-    got_ch, got_b = w.late_buckets(ch, ts, MIN, mark.watermark_ns)
+    assert wm.late_mask(ts, MIN, mark.watermark_ns).tolist() == [True, False, True, True, True]
+    got_ch, got_b = wm.late_buckets(ch, ts, MIN, mark.watermark_ns)
     assert got_ch.tolist() == [0, 0, 1] and got_b.tolist() == [3 * MIN, 7 * MIN, MIN]
