@@ -150,9 +150,23 @@ def select(r: Readings, index: npt.NDArray[np.intp] | npt.NDArray[np.bool_]) -> 
     )
 
 
+def _by_channel_then_time(
+    ch: npt.NDArray[np.int32], ts: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
+    """The order sorting readings by (channel, ts). Each meter's polls come in time order, so
+    a stable sort by channel alone (a radix sort for up to 65,536 channels) usually suffices;
+    a full sort is the fallback when some channel's readings go back in time."""
+    if len(ch) and int(ch.max()) < 1 << 16:
+        order = np.argsort(ch.astype(np.uint16), kind="stable")
+        c, t = ch[order], ts[order]
+        if not np.any((c[1:] == c[:-1]) & (t[1:] < t[:-1])):
+            return order
+    return np.lexsort((ts, ch))
+
+
 def sorted_unique(r: Readings) -> Readings:
     """Sort by (channel, ts) and keep one reading per (channel, ts): the identity of a reading."""
-    order = np.lexsort((r.ts_ns, r.channel))
+    order = _by_channel_then_time(r.channel, r.ts_ns)
     ch, ts = r.channel[order], r.ts_ns[order]
     first = np.ones(len(order), dtype=np.bool_)
     first[1:] = (ch[1:] != ch[:-1]) | (ts[1:] != ts[:-1])
@@ -214,14 +228,18 @@ def counter_rows(
     mask = is_counter[r.channel]
     ch, ts, val = r.channel[mask], r.ts_ns[mask], r.value[mask]
     good = r.quality[mask] == Quality.GOOD
-    newest = np.full(len(specs), NO_TS, np.int64)
-    np.maximum.at(newest, ch, ts)
-    pseudo = [
-        (c, x)
-        for c in np.unique(ch).tolist()
-        for x in specs[c].replacements
-        if last_ts[c] < x.ts_ns <= newest[c]
-    ]
+    pseudo: list[tuple[int, Replacement]] = []
+    if with_swaps := [c for c, sp in enumerate(specs) if sp.replacements]:
+        newest = np.full(len(specs), NO_TS, np.int64)
+        np.maximum.at(newest, ch, ts)
+        pseudo = [
+            (c, x)
+            for c in with_swaps
+            for x in specs[c].replacements
+            if last_ts[c] < x.ts_ns <= newest[c]
+        ]
+    if not pseudo:  # readings are sorted already
+        return ch, ts, val, good, np.full(len(ch), np.nan)
     rebase = np.full(len(ch) + len(pseudo), np.nan)
     rebase[len(ch) :] = [x.new_initial for _, x in pseudo]
     ch = np.concatenate([ch, np.array([c for c, _ in pseudo], np.int32)])
@@ -244,8 +262,10 @@ def step(
     last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
     everything = sorted_unique(_concat(batches, keys)) if keys else _empty_readings(keys)
     fresh = everything.ts_ns > last_ts[everything.channel]
-    late = select(everything, ~fresh)
-    r = select(everything, fresh)
+    if fresh.all():  # the usual case: nothing replayed or late
+        late, r = select(everything, np.zeros(0, np.intp)), everything
+    else:
+        late, r = select(everything, ~fresh), select(everything, fresh)
     if len(r.ts_ns) == 0:
         return StepResult(
             readings=everything,

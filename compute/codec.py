@@ -1,13 +1,16 @@
 """Wire codec for ReadingBatch: a versioned, little-endian, columnar binary frame.
 
-Layout (version 2): magic "PP", version u8, reserved u8, receive_ts_ns i64, meter id,
-channel-id table, reading count u32, then the columns channel_index u16[], ts_ns i64[],
-value f64[], quality u8[], server_ts_ns i64[]. Strings are u16 length + UTF-8. Version 1, the
-same without server_ts_ns, is still read.
+Layout (version 3): magic "PP", version u8, reserved u8, receive_ts_ns i64, the byte length u32
+of the table that follows, the table (meter id, channel count u16, channel ids), reading count
+u32, then the columns channel_index u16[], ts_ns i64[], value f64[], quality u8[],
+server_ts_ns i64[]. Strings are u16 length + UTF-8. A meter sends the same table every poll,
+so both sides memoise it by its bytes. Versions 1 (no server_ts_ns, no table length) and 2 (no
+table length) are still read.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 
 import numpy as np
@@ -16,8 +19,9 @@ from compute.errors import CodecError
 from compute.model import NO_TS, Quality, ReadingBatch
 
 MAGIC = b"PP"
-VERSION = 2
-_READABLE = (1, 2)
+VERSION = 3
+_READABLE = (1, 2, 3)
+_TABLES = 4096  # memoised channel tables: meters one process sees (about 2 KiB each)
 _HEAD = struct.Struct("<2sBBq")
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -28,6 +32,7 @@ _COLUMNS: tuple[tuple[str, np.dtype[np.generic]], ...] = (
     ("quality", np.dtype("u1")),
     ("server_ts_ns", np.dtype("<i8")),  # from version 2
 )
+_COLUMNS_NATIVE = tuple((name, dt, dt.newbyteorder("=")) for name, dt in _COLUMNS)
 _MAX_QUALITY = max(Quality)
 
 
@@ -36,13 +41,19 @@ def _pack_str(text: str) -> bytes:
     return _U16.pack(len(raw)) + raw
 
 
+@functools.lru_cache(maxsize=_TABLES)
+def _table_bytes(meter_id: str, channel_ids: tuple[str, ...]) -> bytes:
+    table = b"".join(
+        [_pack_str(meter_id), _U16.pack(len(channel_ids)), *(_pack_str(c) for c in channel_ids)]
+    )
+    return _U32.pack(len(table)) + table
+
+
 def encode(batch: ReadingBatch) -> bytes:
     """Encode a batch into one bus message."""
     parts = [
         _HEAD.pack(MAGIC, VERSION, 0, batch.receive_ts_ns),
-        _pack_str(batch.meter_id),
-        _U16.pack(len(batch.channel_ids)),
-        *(_pack_str(c) for c in batch.channel_ids),
+        _table_bytes(batch.meter_id, batch.channel_ids),
         _U32.pack(batch.size),
     ]
     parts.extend(np.ascontiguousarray(getattr(batch, n), dtype=d).tobytes() for n, d in _COLUMNS)
@@ -72,6 +83,20 @@ class _Reader:
             raise CodecError(f"{what} is not valid UTF-8") from e
 
 
+def _read_table(r: _Reader) -> tuple[str, tuple[str, ...]]:
+    meter_id = r.string("meter id")
+    return meter_id, tuple(r.string("channel id") for _ in range(r.u16("channel count")))
+
+
+@functools.lru_cache(maxsize=_TABLES)
+def _parse_table(raw: bytes) -> tuple[str, tuple[str, ...]]:
+    r = _Reader(raw)
+    table = _read_table(r)
+    if r.pos != len(raw):
+        raise CodecError(f"{len(raw) - r.pos} stray bytes in the channel table")
+    return table
+
+
 def decode(data: bytes) -> ReadingBatch:
     """Decode one bus message; raise CodecError with the reason when it is malformed."""
     if len(data) >= len(MAGIC) and data[: len(MAGIC)] != MAGIC:
@@ -80,14 +105,20 @@ def decode(data: bytes) -> ReadingBatch:
     _, version, _, receive_ts_ns = _HEAD.unpack(r.take(_HEAD.size, "header"))
     if version not in _READABLE:
         raise CodecError(f"unsupported schema version {version}, this build reads {_READABLE}")
-    meter_id = r.string("meter id")
-    channel_ids = tuple(r.string("channel id") for _ in range(r.u16("channel count")))
+    if version >= 3:
+        size = int(_U32.unpack(r.take(4, "table length"))[0])
+        meter_id, channel_ids = _parse_table(bytes(r.take(size, "channel table")))
+    else:
+        meter_id, channel_ids = _read_table(r)
     n = int(_U32.unpack(r.take(4, "reading count"))[0])
-    cols = {
-        name: np.frombuffer(r.take(n * dt.itemsize, name), dtype=dt).astype(dt.newbyteorder("="))
-        for name, dt in (_COLUMNS if version >= 2 else _COLUMNS[:-1])
-    }
-    server_ts_ns = cols.get("server_ts_ns", np.full(n, NO_TS, dtype=np.int64))
+    cols = {}
+    for name, dt, native in _COLUMNS_NATIVE if version >= 2 else _COLUMNS_NATIVE[:-1]:
+        size = n * dt.itemsize
+        if r.pos + size > len(data):
+            raise CodecError(f"truncated message: {name} needs {size} bytes at offset {r.pos}")
+        cols[name] = np.frombuffer(data, dtype=dt, count=n, offset=r.pos).astype(native, copy=False)
+        r.pos += size
+    server_ts_ns = cols["server_ts_ns"] if version >= 2 else np.full(n, NO_TS, dtype=np.int64)
     if r.pos != len(data):
         raise CodecError(f"{len(data) - r.pos} trailing bytes after {n} readings")
     if n and int(cols["channel_index"].max()) >= len(channel_ids):

@@ -125,10 +125,12 @@ def spread_deltas_py(
     of each amount that is estimated: spread from an interval longer than the channel's
     gap_ns (a gap in the readings, known exactly in total but not in its time profile).
     """
+    first_b = start_ns // bucket_ns  # divisions once per row: they dominate the cost
+    last_b = (end_ns - 1) // bucket_ns
     cap = 0
     for i in range(len(delta)):
         if not math.isnan(delta[i]):
-            cap += (end_ns[i] - 1) // bucket_ns - start_ns[i] // bucket_ns + 1
+            cap += last_b[i] - first_b[i] + 1
     o_ch = np.empty(cap, dtype=np.int32)
     o_b = np.empty(cap, dtype=np.int64)
     o_amt = np.zeros(cap, dtype=np.float64)
@@ -140,8 +142,8 @@ def spread_deltas_py(
         a, b = start_ns[i], end_ns[i]
         span = b - a
         gap = span > gap_ns[ch[i]]
-        first = a // bucket_ns
-        last = (b - 1) // bucket_ns
+        first = first_b[i]
+        last = last_b[i]
         for j in range(first, last + 1):
             lo = max(a, j * bucket_ns)
             hi = min(b, (j + 1) * bucket_ns)
@@ -165,9 +167,10 @@ def bucket_stats_py(
     max and last cover good samples only (NaN when none is good); n counts every sample.
     """
     n = len(ts_ns)
+    bucket = ts_ns // bucket_ns  # once per row: 64-bit division is the costliest step here
     rows = 0
     for i in range(n):
-        if i == 0 or ch[i] != ch[i - 1] or ts_ns[i] // bucket_ns != ts_ns[i - 1] // bucket_ns:
+        if i == 0 or ch[i] != ch[i - 1] or bucket[i] != bucket[i - 1]:
             rows += 1
     o_ch = np.empty(rows, dtype=np.int32)
     o_b = np.empty(rows, dtype=np.int64)
@@ -180,11 +183,10 @@ def bucket_stats_py(
     o_last_ts = np.full(rows, NO_TS, dtype=np.int64)
     k = -1
     for i in range(n):
-        b = ts_ns[i] // bucket_ns
-        if i == 0 or ch[i] != ch[i - 1] or b != ts_ns[i - 1] // bucket_ns:
+        if i == 0 or ch[i] != ch[i - 1] or bucket[i] != bucket[i - 1]:
             k += 1
             o_ch[k] = ch[i]
-            o_b[k] = b * bucket_ns
+            o_b[k] = bucket[i] * bucket_ns
         o_n[k] += 1
         if good[i]:
             v = value[i]

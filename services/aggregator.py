@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +68,27 @@ def channel_specs(plant: Plant) -> dict[str, ChannelSpec]:
     return {k: channel_spec(r) for k, r in plant.channels.items()}
 
 
+class ChannelCheck:
+    """The channels of a table that the plant does not know, memoised per table: a meter sends
+    the same one every poll, and the codec hands out the same tuple for it."""
+
+    MAX_TABLES = 4096
+
+    def __init__(self, known: Collection[str]) -> None:
+        self.known = known
+        self._memo: dict[tuple[str, ...], list[str]] = {}
+
+    def unknown(self, channel_ids: tuple[str, ...]) -> list[str]:
+        got = self._memo.get(channel_ids)
+        if got is None:
+            if len(self._memo) >= self.MAX_TABLES:
+                self._memo.clear()
+            got = self._memo[channel_ids] = [c for c in channel_ids if c not in self.known]
+        return got
+
+
 def decode_all(
-    messages: Sequence[Message], known: set[str] | dict[str, ChannelSpec]
+    messages: Sequence[Message], check: ChannelCheck
 ) -> tuple[list[ReadingBatch], list[Rejected]]:
     """Decode messages; those that fail to decode or name unknown channels are rejected with why."""
     good, bad = [], []
@@ -79,8 +98,7 @@ def decode_all(
         except CodecError as e:
             bad.append(Rejected(message=m, reason=f"undecodable: {e}"))
             continue
-        unknown = [c for c in batch.channel_ids if c not in known]
-        if unknown:
+        if unknown := check.unknown(batch.channel_ids):
             bad.append(
                 Rejected(
                     message=m, reason=f"unknown channels {unknown} from meter {batch.meter_id!r}"
@@ -109,6 +127,7 @@ class Aggregator:
         publish_interval_s: float = 5.0,
     ) -> None:
         self.specs = channel_specs(plant)
+        self.check = ChannelCheck(self.specs)
         self.bus = bus
         self.store = store
         self.group = group
@@ -127,7 +146,7 @@ class Aggregator:
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
-        batches, rejected = decode_all(messages, self.specs)
+        batches, rejected = decode_all(messages, self.check)
         for r in rejected:
             log.warning(
                 "to DLQ %s[%d]@%d: %s",

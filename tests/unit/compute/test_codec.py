@@ -75,8 +75,19 @@ def test_random_bytes_never_escape_as_anything_but_codec_error(data: bytes) -> N
         codec.decode(data)
 
 
-def test_version_1_messages_are_still_read_without_server_times() -> None:
-    v2 = _good()
-    v1 = v2[:2] + bytes([1]) + v2[3:-8]  # the same batch as an older gateway wrote it
-    d = codec.decode(v1)
-    assert d.value.tolist() == [2.0] and d.server_ts_ns.tolist() == [NO_TS]
+def test_older_versions_are_still_read() -> None:
+    v3 = _good()
+    head = 12  # magic, version, reserved, receive_ts_ns; then v3's u32 table length
+    v2 = v3[:2] + bytes([2]) + v3[3:head] + v3[head + 4 :]  # as older gateways wrote it
+    v1 = v2[:2] + bytes([1]) + v2[3:-8]  # without server times
+    new, two, one = codec.decode(v3), codec.decode(v2), codec.decode(v1)
+    assert new.channel_ids == two.channel_ids == one.channel_ids
+    assert two.server_ts_ns.tolist() == new.server_ts_ns.tolist()
+    assert one.value.tolist() == [2.0] and one.server_ts_ns.tolist() == [NO_TS]
+
+
+def test_a_table_length_that_disagrees_with_the_table_is_an_error() -> None:
+    v3 = bytearray(_good())
+    v3[12] += 1  # one byte more than the table holds
+    with pytest.raises(CodecError):
+        codec.decode(bytes(v3))
