@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
@@ -46,14 +46,24 @@ def _source(endpoint: str, fields: int) -> ModbusSource:
     return ModbusSource(endpoint, list(plant.channels.values()))
 
 
-async def _rate(poll: Callable[[], Awaitable[None]], seconds: float) -> float:
-    for _ in range(20):  # warm-up
-        await poll()
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        await poll()
-        n += 1
-    return n / (time.perf_counter() - t0)
+async def _rates(
+    polls: Sequence[Callable[[], Awaitable[None]]], seconds: float, rounds: int = 10
+) -> list[float]:
+    """Polls/s of each loop, in alternating rounds, so that a change in the machine's load
+    while the benchmark runs weighs on every loop alike."""
+    for poll in polls:
+        for _ in range(20):  # warm-up
+            await poll()
+    counts, spent = [0] * len(polls), [0.0] * len(polls)
+    for _ in range(rounds):
+        for i, poll in enumerate(polls):
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds / rounds:
+                await poll()
+                n += 1
+            counts[i] += n
+            spent[i] += time.perf_counter() - t0
+    return [n / s for n, s in zip(counts, spent, strict=True)]
 
 
 async def main_async(fields: int, seconds: float) -> None:
@@ -81,14 +91,16 @@ async def main_async(fields: int, seconds: float) -> None:
         async def ours() -> None:
             await source.poll(meter, refs)
 
-        bare_rate = await _rate(bare, seconds)
-        our_rate = await _rate(ours, seconds)
+        bare_rate, our_rate = await _rates([bare, ours], seconds)
         client.close()
         source.close()
     finally:
         proc.terminate()
         proc.join(5)
-    print(f"fields: {fields} float32 on one unit ({2 * fields} registers), {seconds:g} s each")
+    print(
+        f"fields: {fields} float32 on one unit ({2 * fields} registers),"
+        f" {seconds:g} s each in alternating rounds"
+    )
     print(f"bare pymodbus loop:   {bare_rate:8.0f} polls/s")
     print(f"ModbusSource.poll:    {our_rate:8.0f} polls/s")
     print(f"ratio ours / bare:    {our_rate / bare_rate:8.2f}")
