@@ -6,6 +6,7 @@ only the channels it covers BAD (NaN), and the poll goes on.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -13,12 +14,14 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
 from compute.modbus_config import Table
-from compute.model import ReadingBatch
+from compute.model import NS_PER_S, Quality, ReadingBatch
 from compute.plant import ChannelRef, Meter, Protocol
 from ingest.modbus_decode import MeterDecoder, meter_decoder
 from ingest.modbus_plan import Read
@@ -156,7 +159,9 @@ class _RequestTimeout:
 class ModbusSource:
     """Polls every `interval_s` the meters (unit ids) that share one Modbus connection or bus.
 
-    `timeout_s`, when given, overrides every meter's own per-request timeout.
+    `timeout_s`, when given, overrides every meter's own per-request timeout. A reading that
+    fails (timeout, exception code, garbage) is BAD; once its channel has had no good value for
+    `stale_after_intervals` polls, it is STALE until a good one comes.
     """
 
     def __init__(
@@ -168,6 +173,7 @@ class ModbusSource:
         timeout_s: float | None = None,
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        stale_after_intervals: int = 3,
     ) -> None:
         self.endpoint = endpoint
         self.interval_s = interval_s
@@ -190,6 +196,8 @@ class ModbusSource:
         self._failing: dict[tuple[str, int, int], str] = {}
         self._plans: dict[tuple[str, tuple[str, ...]], _Plan] = {}
         self._last_plan: dict[str, tuple[list[ChannelRef], _Plan]] = {}  # per meter, a copy
+        self.stale_after_ns = int(stale_after_intervals * interval_s * NS_PER_S)
+        self._fresh_ns: dict[str, npt.NDArray[np.int64]] = {}  # per meter: channel's last good
 
     def _timeout_s(self, meter: Meter) -> float:
         return self.timeout_s if self.timeout_s is not None else meter.modbus.timeout_s
@@ -307,7 +315,26 @@ class ModbusSource:
                 columns.add(i, values, ts_ns)
         received_ns = time.time_ns()
         poll_ns = (started_ns + received_ns) // 2
-        return columns.batch(meter_id=meter.id, ts_ns=poll_ns, receive_ts_ns=received_ns)
+        batch = columns.batch(meter_id=meter.id, ts_ns=poll_ns, receive_ts_ns=received_ns)
+        return self._mark_stale(batch, poll_ns)
+
+    def _mark_stale(self, batch: ReadingBatch, now_ns: int) -> ReadingBatch:
+        """STALE for the readings of channels without a good value for stale_after_ns."""
+        fresh_ns = self._fresh_ns.get(batch.meter_id)
+        if fresh_ns is None or len(fresh_ns) != len(batch.channel_ids):
+            fresh_ns = self._fresh_ns[batch.meter_id] = np.full(
+                len(batch.channel_ids), now_ns, np.int64
+            )  # from the first poll on
+        good = batch.quality == Quality.GOOD
+        if good.all():
+            fresh_ns[batch.channel_index] = now_ns
+            return batch
+        fresh_ns[batch.channel_index[good]] = now_ns
+        stale = ~good & (now_ns - fresh_ns[batch.channel_index] > self.stale_after_ns)
+        if not stale.any():
+            return batch
+        quality = np.where(stale, np.uint8(Quality.STALE), batch.quality).astype(np.uint8)
+        return dataclasses.replace(batch, quality=quality)
 
     async def batches(self) -> AsyncIterator[ReadingBatch]:
         try:

@@ -202,19 +202,35 @@ async def test_rtu_over_tcp_with_a_silent_unit_on_the_connection() -> None:
             source.close()
 
 
-async def test_the_poll_loop_goes_on_past_a_silent_unit() -> None:
+async def test_the_poll_loop_goes_on_past_a_silent_unit_which_turns_stale() -> None:
     async with _served("modbus_tcp") as (plant, _, endpoint):
-        source = ModbusSource(endpoint, list(plant.channels.values()), interval_s=0.2)
+        source = ModbusSource(
+            endpoint, list(plant.channels.values()), interval_s=0.2, stale_after_intervals=5
+        )
         seen: dict[str, list[Quality]] = {}
+        stale_at: dict[str, int] = {}  # poll time of each meter's first STALE reading
+        first_ns: dict[str, int] = {}
         batches = source.batches()
         async with contextlib.aclosing(batches), asyncio.timeout(TIMEOUT_S):
             async for batch in batches:
-                seen.setdefault(batch.meter_id, []).extend(q for _, _, q in _rows(batch).values())
-                if len(seen.get("energy", [])) >= 3:
+                rows = _rows(batch).values()
+                seen.setdefault(batch.meter_id, []).extend(q for _, _, q in rows)
+                first_ns.setdefault(batch.meter_id, batch.receive_ts_ns)
+                if Quality.STALE in (q for _, _, q in rows):
+                    stale_at.setdefault(batch.meter_id, batch.receive_ts_ns)
+                if {"silent", "all-types"} <= set(stale_at) and len(seen["energy"]) >= 3:
                     break
-        assert set(seen["silent"]) == {Quality.BAD}
+        # BAD while it may just have missed a poll, then STALE for good once 5 intervals (1 s)
+        # passed without a good value
+        silent = seen["silent"]
+        bad = silent.index(Quality.STALE)
+        assert bad >= 1 and set(silent[:bad]) == {Quality.BAD}
+        assert set(silent[bad:]) == {Quality.STALE}
+        assert stale_at["silent"] - first_ns["silent"] >= 1.0 * NS_PER_S
         assert set(seen["energy"]) == {Quality.GOOD}
-        assert seen["all-types"].count(Quality.BAD) == len(seen["all-types"]) // len(ALL_TYPES)
+        refused = [q for q in seen["all-types"] if q is not Quality.GOOD]
+        assert len(refused) == len(seen["all-types"]) // len(ALL_TYPES)
+        assert refused[0] is Quality.BAD and refused[-1] is Quality.STALE
 
 
 @contextlib.asynccontextmanager
@@ -293,7 +309,9 @@ async def test_reconnection_backs_off_exponentially_up_to_a_cap() -> None:
     plant = _plant("modbus_tcp", endpoint)
     refs = [r for r in plant.channels.values() if r.meter.id == "energy"]
     meter = refs[0].meter
-    source = ModbusSource(endpoint, refs, reconnect_min_s=0.2, reconnect_max_s=0.8)
+    source = ModbusSource(
+        endpoint, refs, reconnect_min_s=0.2, reconnect_max_s=0.8, stale_after_intervals=100
+    )  # BAD, not STALE, throughout: this test is about reconnecting
     delays = []
     try:
         async with asyncio.timeout(TIMEOUT_S):
