@@ -20,11 +20,14 @@ import numpy as np
 
 from compute.aggregate import BucketDeltas
 from compute.demand import DemandState, close_demand, new_demand_state
+from compute.indicators import Coverage, Denominator, Figure, intensity
 from compute.model import NO_TS, NS_PER_S, datetime_ns
-from compute.plant import ChannelKind, Plant, Utility
+from compute.plant import ChannelKind, ChannelRef, Plant, Utility
 from compute.watermark import Watermark
-from compute.windows import RollingSpec, advance, new_rolling_state, query_windows
+from compute.windows import RollingSpec, WindowValues, advance, new_rolling_state, query_windows
 from services.store import Bucket
+
+UNITS = Denominator.UNITS_PRODUCED
 
 
 def month_start_ns(now_ns: int, tz: zoneinfo.ZoneInfo) -> int:
@@ -57,6 +60,7 @@ class LiveWindows:
             ],
             dtype=np.bool_,
         )
+        self.sites = _site_groups(refs)
         self.state = new_rolling_state(spec, len(self.keys))
         self.demand: DemandState | None = None
         self.watermark = Watermark(allowed_lateness_ns=int(allowed_lateness_s * NS_PER_S))
@@ -143,7 +147,75 @@ class LiveWindows:
                 figures["demand_month_max_kw"] = _num(self.demand.max_kw[i])
                 figures["demand_month_max_start_ns"] = int(self.demand.max_start_ns[i])
             channels[self.keys[i]] = figures
-        return json.dumps({"ts_ns": now_ns, "channels": channels}).encode()
+        sites = {site: _site_figures(groups, w, self.units) for site, groups in self.sites.items()}
+        return json.dumps({"ts_ns": now_ns, "channels": channels, "sites": sites}).encode()
+
+
+_INTENSITY_UTILITIES = (Utility.ELECTRICITY, Utility.NATURAL_GAS, Utility.WATER)
+
+
+def _site_groups(refs: Sequence[ChannelRef]) -> dict[str, dict[str, list[int]]]:
+    """Per site: the state rows of its root counters (meters without a parent) per utility, and
+    of its production counters under "production"."""
+    sites: dict[str, dict[str, list[int]]] = {}
+    for i, r in enumerate(refs):
+        if r.channel.kind is not ChannelKind.COUNTER:
+            continue
+        groups = sites.setdefault(r.site.id, {})
+        if r.channel.utility is Utility.PRODUCTION:
+            groups.setdefault("production", []).append(i)
+        elif r.channel.utility in _INTENSITY_UTILITIES and r.meter.parent is None:
+            groups.setdefault(r.channel.utility.value, []).append(i)
+    return sites
+
+
+def _site_figures(
+    groups: dict[str, list[int]], w: WindowValues, units: Sequence[str]
+) -> list[dict[str, object]]:
+    """Per window: each utility's total over the site's root meters and its intensity per unit
+    produced, each with the coverage of its inputs (compute.indicators)."""
+    out = []
+    for j, (window_s, end_ns) in enumerate(zip(w.windows_s, w.end_ns, strict=True)):
+        made = groups.get("production")
+        units_made = _window_figure(w, j, made, UNITS.unit) if made else None
+        utilities: dict[str, object] = {}
+        for utility, rows in groups.items():
+            unit = units[rows[0]]
+            if utility == "production" or any(units[r] != unit for r in rows):
+                continue  # a mix of units cannot be summed
+            total = _window_figure(w, j, rows, unit)
+            per_unit = None if units_made is None else intensity(total, units_made, UNITS)
+            utilities[utility] = {"total": _figure(total), "per_unit_produced": _figure(per_unit)}
+        out.append({"window_s": window_s, "end_ns": end_ns, "utilities": utilities})
+    return out
+
+
+def _window_figure(w: WindowValues, j: int, rows: list[int], unit: str) -> Figure:
+    """The sum of the rows' window j, with their coverage."""
+    coverage = Coverage(
+        expected=int(np.nansum(w.expected[rows, j])),
+        received=int(w.n[rows, j].sum()),
+        good=int(w.n_good[rows, j].sum()),
+    )
+    end_ns = w.end_ns[j]
+    return Figure(
+        value=float(w.sum[rows, j].sum()),
+        unit=unit,
+        start_ns=end_ns - w.windows_s[j] * NS_PER_S,
+        end_ns=end_ns,
+        coverage=coverage,
+    )
+
+
+def _figure(f: Figure | None) -> dict[str, object] | None:
+    if f is None:
+        return None
+    return {
+        "value": f.value,
+        "unit": f.unit,
+        "reason": f.reason or None,
+        "coverage": round(f.coverage.good_fraction, 6),
+    }
 
 
 def _num(x: float) -> float | None:

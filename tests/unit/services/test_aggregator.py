@@ -165,12 +165,16 @@ async def test_rolling_figures_are_published_and_survive_a_restart(
     now_ns = 3600 * NS_PER_S
     # 2 kWh a minute for the last 20 minutes: the 15-min window holds 30 kWh, 120 kW
     readings = [(KEY, t, 1000.0 + 2.0 * (t - 2400) / 60) for t in range(2400, 3601, 30)]
-    polls = _messages([readings[i : i + 4] for i in range(0, len(readings), 4)])
+    made = [("line-1-plc.units-made", t, 50.0 + (t - 2400) / 30) for t in range(2400, 3601, 30)]
+    polls = _messages([readings[i : i + 4] + made[i : i + 4] for i in range(0, len(made), 4)])
+    sites: list[Any] = []
 
     async def published(agg: Aggregator, bus: MemoryBus) -> dict[str, Any]:
         await agg.publish_live()
         (last,) = [p.log[-1] for p in bus.partitions("plantpulse.metrics") if p.log]
-        figures: dict[str, Any] = json.loads(last.value)["channels"][KEY]
+        message = json.loads(last.value)
+        sites.append(message["sites"]["suzhou"])
+        figures: dict[str, Any] = message["channels"][KEY]
         return figures
 
     async with SqliteStore(tmp_path / "s.sqlite3") as store:
@@ -188,3 +192,8 @@ async def test_rolling_figures_are_published_and_survive_a_restart(
     assert quarter["rate_per_h"] == pytest.approx(120.0, rel=1e-6)
     assert first["unit"] == "kWh" and "demand_month_max_kw" in first
     assert again["windows"] == first["windows"]  # rebuilt from the store's buckets
+    electricity = sites[0][0]["utilities"]["electricity"]  # the 15-min window of the site
+    assert electricity["total"]["value"] == pytest.approx(30.0, rel=1e-6)  # the incomer alone
+    per_unit = electricity["per_unit_produced"]
+    assert per_unit["value"] == pytest.approx(1.0, rel=1e-6)  # 30 kWh for 30 units
+    assert per_unit["unit"] == "kWh/unit (units_produced)" and 0 < per_unit["coverage"] <= 1
