@@ -49,6 +49,26 @@ def _advance(prev: float, value: float, modulus: float) -> tuple[float, int]:
     return math.nan, 4
 
 
+@register_jitable  # plain Python here, inlined into the kernels
+def _bucket_index(ts_ns: I64, bucket_ns: int) -> I64:
+    """ts_ns // bucket_ns, dividing only when a timestamp leaves the previous one's bucket:
+    a 64-bit division costs more than the rest of a row, and sorted runs rarely change bucket.
+    NO_TS maps to its own bucket and leaves the cache alone (its bucket's bounds overflow)."""
+    out = np.empty(len(ts_ns), dtype=np.int64)
+    lo, hi, b = 1, 0, 0  # [lo, hi) is bucket b; empty at first
+    for i in range(len(ts_ns)):
+        t = ts_ns[i]
+        if t == NO_TS:
+            out[i] = NO_TS // bucket_ns
+            continue
+        if t < lo or t >= hi:
+            b = t // bucket_ns
+            lo = b * bucket_ns
+            hi = lo + bucket_ns
+        out[i] = b
+    return out
+
+
 def counter_deltas_py(
     ch: I32,
     ts_ns: I64,
@@ -125,8 +145,8 @@ def spread_deltas_py(
     of each amount that is estimated: spread from an interval longer than the channel's
     gap_ns (a gap in the readings, known exactly in total but not in its time profile).
     """
-    first_b = start_ns // bucket_ns  # divisions once per row: they dominate the cost
-    last_b = (end_ns - 1) // bucket_ns
+    first_b = _bucket_index(start_ns, bucket_ns)
+    last_b = _bucket_index(end_ns - 1, bucket_ns)
     cap = 0
     for i in range(len(delta)):
         if not math.isnan(delta[i]):
@@ -167,7 +187,7 @@ def bucket_stats_py(
     max and last cover good samples only (NaN when none is good); n counts every sample.
     """
     n = len(ts_ns)
-    bucket = ts_ns // bucket_ns  # once per row: 64-bit division is the costliest step here
+    bucket = _bucket_index(ts_ns, bucket_ns)
     rows = 0
     for i in range(n):
         if i == 0 or ch[i] != ch[i - 1] or bucket[i] != bucket[i - 1]:
@@ -199,7 +219,7 @@ def bucket_stats_py(
     return o_ch, o_b, o_n, o_ng, o_sum, o_min, o_max, o_last, o_last_ts
 
 
-_jit: Any = numba.njit(cache=True, nogil=True)
+_jit: Any = numba.njit(cache=True, nogil=True, error_model="numpy")
 counter_deltas = _jit(counter_deltas_py)
 spread_deltas = _jit(spread_deltas_py)
 bucket_stats = _jit(bucket_stats_py)

@@ -195,3 +195,10 @@ def test_a_delta_over_a_gap_is_spread_in_proportion_to_time_and_marked_estimated
 def test_a_delta_within_the_poll_interval_is_measured() -> None:
     _o_ch, _o_b, o_amt, o_est = _spread(58, 61, 3.0, gap_s=3)
     assert o_amt.tolist() == pytest.approx([2.0, 1.0]) and o_est.tolist() == [0.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(10**15), 10**15) | st.just(k.NO_TS), max_size=50))
+def test_bucket_index_divides_like_floor_division(ts: list[int]) -> None:
+    arr = np.array(sorted(ts) + ts, dtype=np.int64)  # a sorted run, then any order
+    np.testing.assert_array_equal(k._bucket_index(arr, BUCKET_NS), arr // BUCKET_NS)
