@@ -197,3 +197,25 @@ async def test_rolling_figures_are_published_and_survive_a_restart(
     per_unit = electricity["per_unit_produced"]
     assert per_unit["value"] == pytest.approx(1.0, rel=1e-6)  # 30 kWh for 30 units
     assert per_unit["unit"] == "kWh/unit (units_produced)" and 0 < per_unit["coverage"] <= 1
+
+
+async def test_a_crash_at_any_point_then_a_replay_converges_to_the_same_buckets(
+    plant: Plant, tmp_path: Path
+) -> None:
+    readings = [(KEY, t, 100.0 + 0.7 * t + (t % 13)) for t in range(0, 600, 7)]
+    readings += [(GAUGE, t, 20.0 + (t % 5)) for t in range(0, 600, 11)]
+    readings.sort(key=lambda r: r[1])
+    polls = _messages([readings[i : i + 5] for i in range(0, len(readings), 5)])
+    expected, _ = await _series_after(plant, tmp_path / "clean.sqlite3", polls)
+    for seed in range(4):
+        rnd = Random(seed)
+        delivered: list[Message] = []
+        committed = 0
+        for i in range(len(polls)):
+            delivered.append(polls[i])
+            if rnd.random() < 0.3:  # killed after the store commit, before the bus commit:
+                delivered += polls[committed : i + 1]  # a new process replays from the commit
+            if rnd.random() < 0.5:
+                committed = i + 1
+        got, _ = await _series_after(plant, tmp_path / f"crash{seed}.sqlite3", delivered)
+        assert got == expected, f"seed {seed}"
