@@ -40,13 +40,19 @@ EVENTS_SQL = (
     "SELECT ts_ns, event, value FROM counter_events"
     " WHERE channel_id = %s AND ts_ns >= %s AND ts_ns < %s ORDER BY ts_ns, event"
 )
+STATE_COLUMNS = "channel_id, last_ts_ns, counter_ts_ns, counter_value, held_ts_ns, held_value"
+# {in_channels}: the dialect's test of channel_id against one parameter holding every channel id
+# (one parameter, so no limit on the number of channels and one prepared statement)
+IN_CHANNELS_PG = "channel_id = ANY(%s)"
+IN_CHANNELS_SQLITE = "channel_id IN (SELECT value FROM json_each(?))"
+STATE_SQL = "SELECT " + STATE_COLUMNS + " FROM channel_state WHERE {in_channels}"
 SERIES_MANY_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
-    " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+    " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
 )
 TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM buckets"
-    " WHERE channel_id IN ({channels}) AND bucket_start_ns >= %s AND bucket_start_ns < %s"
+    " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " GROUP BY channel_id"
 )
 
@@ -83,9 +89,6 @@ def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]
             int(r.quality[i]),
             int(r.receive_ts_ns[i]),
         )
-
-
-STATE_COLUMNS = "channel_id, last_ts_ns, counter_ts_ns, counter_value, held_ts_ns, held_value"
 
 
 def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:

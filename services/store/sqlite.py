@@ -6,6 +6,7 @@ sqlite3 is synchronous, so every call runs on one worker thread that owns the co
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -86,11 +87,7 @@ class SqliteStore:
 
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
         def q(db: sqlite3.Connection) -> dict[str, ChannelState]:
-            marks = ",".join("?" * len(channel_ids))
-            cur = db.execute(
-                f"SELECT {r.STATE_COLUMNS} FROM channel_state WHERE channel_id IN ({marks})",
-                list(channel_ids),
-            )
+            cur = db.execute(_in_channels(r.STATE_SQL), (json.dumps(list(channel_ids)),))
             return {row[0]: r.channel_state(row) for row in cur}
 
         return await self._run(q)
@@ -169,10 +166,8 @@ class SqliteStore:
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> list[Bucket]:
         def q(db: sqlite3.Connection) -> list[Bucket]:
-            marks = ",".join("?" * len(channel_ids))
             cur = db.execute(
-                r.SERIES_MANY_SQL.format(channels=marks).replace("%s", "?"),
-                (*channel_ids, start_ns, end_ns),
+                _in_channels(r.SERIES_MANY_SQL), (json.dumps(list(channel_ids)), start_ns, end_ns)
             )
             return [r.bucket(row) for row in cur]
 
@@ -182,14 +177,16 @@ class SqliteStore:
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:
         def q(db: sqlite3.Connection) -> dict[str, ChannelTotal]:
-            marks = ",".join("?" * len(channel_ids))
             cur = db.execute(
-                r.TOTALS_SQL.format(channels=marks).replace("%s", "?"),
-                (*channel_ids, start_ns, end_ns),
+                _in_channels(r.TOTALS_SQL), (json.dumps(list(channel_ids)), start_ns, end_ns)
             )
             return {row[0]: r.total(row) for row in cur}
 
         return await self._run(q)
+
+
+def _in_channels(sql: str) -> str:
+    return sql.format(in_channels=r.IN_CHANNELS_SQLITE).replace("%s", "?")
 
 
 def _migrate(db: sqlite3.Connection) -> None:

@@ -122,10 +122,7 @@ class TimescaleStore:
         return applied
 
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
-        rows = await self._fetch(
-            f"SELECT {r.STATE_COLUMNS} FROM channel_state WHERE channel_id = ANY(%s)",
-            (list(channel_ids),),
-        )
+        rows = await self._fetch(_in_channels(r.STATE_SQL), (list(channel_ids),))
         return {row[0]: r.channel_state(row) for row in rows}
 
     async def write(self, w: StoreWrite) -> None:
@@ -179,14 +176,15 @@ class TimescaleStore:
     async def series_many(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> list[Bucket]:
-        sql = r.SERIES_MANY_SQL.format(channels=",".join(["%s"] * len(channel_ids)))
-        return [r.bucket(row) for row in await self._fetch(sql, (*channel_ids, start_ns, end_ns))]
+        rows = await self._fetch(
+            _in_channels(r.SERIES_MANY_SQL), (list(channel_ids), start_ns, end_ns)
+        )
+        return [r.bucket(row) for row in rows]
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:
-        sql = r.TOTALS_SQL.format(channels=",".join(["%s"] * len(channel_ids)))
-        rows = await self._fetch(sql, (*channel_ids, start_ns, end_ns))
+        rows = await self._fetch(_in_channels(r.TOTALS_SQL), (list(channel_ids), start_ns, end_ns))
         return {row[0]: r.total(row) for row in rows}
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -196,6 +194,10 @@ class TimescaleStore:
                 return await cur.fetchall()
         except psycopg.Error as e:
             raise StoreError(f"query failed: {e}") from e
+
+
+def _in_channels(sql: str) -> str:
+    return sql.format(in_channels=r.IN_CHANNELS_PG)
 
 
 async def _copy(cur: psycopg.AsyncCursor[Any], table: str, types: list[str], rows: Any) -> None:

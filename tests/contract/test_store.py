@@ -161,3 +161,11 @@ async def test_revisions_are_appended_and_listed(store: Store) -> None:
     got = await store.revisions("m.energy", 0, 2 * MIN)
     assert [(b, at) for b, at, _ in got] == [(0, 7), (0, 9), (MIN, 7), (MIN, 9)]
     assert [s for _, _, s in got] == pytest.approx([4.0, 2.0, 2.0, 1.0])
+
+
+async def test_queries_take_more_channels_than_a_statement_takes_parameters(store: Store) -> None:
+    many = [f"m.c{i}" for i in range(70_000)] + ["m.energy"]  # PostgreSQL allows 65,535
+    await _apply(store, _batch([("m.energy", 0, 1.0, Quality.GOOD)]))
+    assert list(await store.load_state(many)) == ["m.energy"]
+    assert [b.channel_id for b in await store.series_many(many, 0, MIN)] == ["m.energy"]
+    assert list(await store.totals(many, 0, MIN)) == ["m.energy"]
