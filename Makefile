@@ -53,6 +53,8 @@ bench: $(BENCH_BIN)/.installed
 	$(BENCH_BIN)/python -m bench.modbus_gateway
 	$(BENCH_BIN)/python -m bench.gateway_buffer
 	$(BENCH_BIN)/python -m bench.quix_compare
+	$(BENCH_BIN)/python -m bench.pipeline
+	$(BENCH_BIN)/python -m bench.aggregator_memory
 
 clean:
 	rm -rf $(VENV) .venv-bench .plantpulse .mypy_cache .ruff_cache .pytest_cache
