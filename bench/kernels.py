@@ -38,7 +38,19 @@ def counter_args(ch: Arr, ts_ns: Arr, value: Arr, good: Arr, modulus: Arr) -> tu
     c = len(modulus)
     no_rebase = np.full(len(ch), np.nan)
     state_ts = np.full((c, 2), NO_TS, np.int64)
-    return (ch, ts_ns, value, good, no_rebase, modulus, np.zeros(c), state_ts, np.zeros((c, 2)))
+    no_limit = np.zeros(c)
+    return (
+        ch,
+        ts_ns,
+        value,
+        good,
+        no_rebase,
+        modulus,
+        no_limit,
+        no_limit,
+        state_ts,
+        np.zeros((c, 2)),
+    )
 
 
 def counter_deltas(args: tuple[Any, ...]) -> tuple[Arr, Arr]:

@@ -39,6 +39,7 @@ class ChannelSpec:
     is_counter: bool
     wrap_modulus: float = 0.0
     max_rate_per_s: float = 0.0
+    resolution: float = 0.0  # one step of the counter: the rate check's slack
     gap_ns: int = NEVER_NS
     replacements: tuple[Replacement, ...] = ()
 
@@ -289,6 +290,7 @@ def step(
         c_rebase,
         np.array([s.wrap_modulus for s in sp], dtype=np.float64),
         np.array([s.max_rate_per_s for s in sp], dtype=np.float64),
+        np.array([s.resolution for s in sp], dtype=np.float64),
         np.array([(s.counter_ts_ns, s.held_ts_ns) for s in st], dtype=np.int64).reshape(-1, 2),
         np.array([(s.counter_value, s.held_value) for s in st], dtype=np.float64).reshape(-1, 2),
     )

@@ -77,6 +77,7 @@ def counter_deltas_py(
     rebase: F64,
     modulus: F64,
     max_rate_per_s: F64,
+    rate_slack: F64,
     state: I64,
     state_value: F64,
 ) -> tuple[I64, F64, I8, I64, F64]:
@@ -88,7 +89,9 @@ def counter_deltas_py(
     state_value): delta[i] is the consumption over (interval_start_ts_ns[i], ts_ns[i]], NaN
     when sample i counts nothing. Rules, per good sample against the channel's base:
     - an advance (a wrap only when the channel has a modulus and the wrapped advance is under
-      half of it) no faster than max_rate_per_s (0 = no limit) is counted and becomes the base;
+      half of it) no faster than max_rate_per_s (0 = no limit), give or take rate_slack (one
+      step of the counter's resolution, so two close readings are not a spike), is counted
+      and becomes the base;
     - otherwise (a spike above the rate, or a drop) the sample is held back, not counted, and the
       base stays. The next sample decides: plausible from the base, the held-back one was a
       glitch; plausible from the held-back one, that was a reset (or a step) and counting
@@ -119,14 +122,14 @@ def counter_deltas_py(
             st[c, 0], sv[c, 0] = t, v
             continue
         d, kind = _advance(sv[c, 0], v, modulus[c])
-        limit = max_rate_per_s[c]
-        if kind != 4 and (limit <= 0.0 or d <= limit * (t - st[c, 0]) / 1e9):
+        limit, slack = max_rate_per_s[c], rate_slack[c]
+        if kind != 4 and (limit <= 0.0 or d <= limit * (t - st[c, 0]) / 1e9 + slack):
             start[i], delta[i], event[i] = st[c, 0], d, kind
             st[c, 0], sv[c, 0], st[c, 1] = t, v, NO_TS
             continue
         if st[c, 1] != NO_TS:
             d2, kind2 = _advance(sv[c, 1], v, modulus[c])
-            if kind2 != 4 and (limit <= 0.0 or d2 <= limit * (t - st[c, 1]) / 1e9):
+            if kind2 != 4 and (limit <= 0.0 or d2 <= limit * (t - st[c, 1]) / 1e9 + slack):
                 start[i], delta[i], event[i] = st[c, 1], d2, 5
                 st[c, 0], sv[c, 0], st[c, 1] = t, v, NO_TS
                 continue

@@ -79,6 +79,7 @@ def _counter_spread(
         rebase,
         np.array([s.wrap_modulus for s in specs], dtype=np.float64),
         np.array([s.max_rate_per_s for s in specs], dtype=np.float64),
+        np.array([s.resolution for s in specs], dtype=np.float64),
         empty,
         np.zeros((len(keys), 2)),
     )

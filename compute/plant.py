@@ -116,6 +116,9 @@ class Channel(_Strict):
     # A counter's plausible maximum advance per hour, in its unit (kWh/h = kW); faster is a spike.
     max_rate_per_h: Annotated[float, Field(gt=0)] | None = None
     replacements: list[MeterReplacement] = []
+    # A production counter ("meter.channel"): while it stands still, this counter's consumption
+    # is idle energy.
+    idle_with: str | None = None
     sampling: NodeSampling | None = None  # OPC UA monitored-item options
     simulate: SimProfile | None = None
 
@@ -275,7 +278,26 @@ def _cross_check(model: PlantModel) -> list[ConfigIssue]:
             issues.extend(_check_channel(m.protocol, c, f"{at}.channels[{j}]"))
     issues.extend(_check_opcua(model))
     issues.extend(_check_modbus(model))
+    issues.extend(_check_idle_with(model))
     return issues
+
+
+def _check_idle_with(model: PlantModel) -> list[ConfigIssue]:
+    production = {
+        f"{m.id}.{c.id}"
+        for m in model.meters
+        for c in m.channels
+        if c.kind is ChannelKind.COUNTER and c.utility is Utility.PRODUCTION
+    }
+    return [
+        ConfigIssue(
+            path=f"meters[{i}].channels[{j}].idle_with",
+            message=f"{c.idle_with!r} is not a production counter (meter.channel)",
+        )
+        for i, m in enumerate(model.meters)
+        for j, c in enumerate(m.channels)
+        if c.idle_with is not None and c.idle_with not in production
+    ]
 
 
 def _check_modbus(model: PlantModel) -> list[ConfigIssue]:
@@ -339,7 +361,7 @@ def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]
             ConfigIssue(path=f"{at}.register", message="a Modbus channel needs a register spec")
         )
     if c.kind is not ChannelKind.COUNTER:
-        for name in ("max_rate_per_h", "replacements"):
+        for name in ("max_rate_per_h", "replacements", "idle_with"):
             if getattr(c, name):
                 issues.append(ConfigIssue(path=f"{at}.{name}", message="only counters have it"))
     if (

@@ -52,6 +52,7 @@ def channel_spec(ref: ChannelRef) -> ChannelSpec:
         is_counter=c.kind is ChannelKind.COUNTER,
         wrap_modulus=ref.wrap_modulus,
         max_rate_per_s=(c.max_rate_per_h or 0.0) / 3600.0,
+        resolution=c.modbus.scale if c.modbus is not None else 0.0,
         gap_ns=int(GAP_INTERVALS * ref.meter.interval_s * NS_PER_S),
         replacements=tuple(
             Replacement(

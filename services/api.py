@@ -19,7 +19,7 @@ from compute.model import NS_PER_S, Quality, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
 from services.metrics import Registry
 from services.metrics_http import metrics_response
-from services.series import series_points
+from services.series import idle_over, series_points
 from services.store import Latest, Store
 
 
@@ -48,6 +48,18 @@ class SeriesPoint(BaseModel):
     min: float | None
     max: float | None
     last: float | None
+
+
+class IdleOut(BaseModel):
+    channel_id: str
+    line_channel_id: str
+    unit: str
+    start: datetime
+    end: datetime
+    idle_energy: float
+    idle_buckets: int
+    missing_buckets: int
+    unknown_buckets: int
 
 
 class ChannelTotalOut(BaseModel):
@@ -213,6 +225,33 @@ def create_app(
             )
             for x in rolled
         ]
+
+    @app.get("/v1/channels/{channel_id}/idle", response_model=IdleOut)
+    async def idle(channel_id: str, start: datetime, end: datetime) -> IdleOut:
+        """Consumption over [start, end) while the channel's production line (`idle_with`)
+        stood still: its counter had good readings and did not advance."""
+        ref = channel(channel_id)
+        line = ref.channel.idle_with
+        if line is None:
+            raise HTTPException(
+                422, f"channel {channel_id!r} has no idle_with production counter in the config"
+            )
+        tz = zones[ref.site.id]
+        a, b = _range(start, end, tz, bucket_ns)
+        got = idle_over(
+            await store.series(channel_id, a, b), await store.series(line, a, b), a, b, bucket_ns
+        )
+        return IdleOut(
+            channel_id=channel_id,
+            line_channel_id=line,
+            unit=ref.channel.unit,
+            start=_iso(a, tz),
+            end=_iso(b, tz),
+            idle_energy=got.energy,
+            idle_buckets=got.idle_buckets,
+            missing_buckets=got.missing_buckets,
+            unknown_buckets=got.unknown_buckets,
+        )
 
     @app.get("/v1/sites/{site}/totals", response_model=Totals)
     async def totals(

@@ -1,4 +1,5 @@
-"""Base buckets as a series: per bucket, or rolled up into calendar periods of a timezone."""
+"""Base buckets as a series (per bucket, or rolled up into calendar periods of a timezone), and
+the idle energy of a meter against its production line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from compute.calendar import Period, PeriodBuckets, rollup
+from compute.indicators import idle_energy
 from compute.model import NO_TS
 from services.store import Bucket
 
@@ -88,3 +90,34 @@ def series_points(
         )
         for i in range(len(total.n))
     ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Idle:
+    energy: float  # consumption in the buckets where the line stood still
+    idle_buckets: int
+    missing_buckets: int  # idle buckets without a consumption figure
+    unknown_buckets: int  # buckets where the line's counter had no good reading: not counted
+
+
+def idle_over(
+    energy: Sequence[Bucket], line: Sequence[Bucket], start_ns: int, end_ns: int, bucket_ns: int
+) -> Idle:
+    """Idle energy over [start_ns, end_ns): a bucket is idle when the line's production counter
+    had good readings and did not advance; one without a good reading is unknown, not idle."""
+    slots = (end_ns - start_ns) // bucket_ns
+    kwh = np.full(slots, np.nan)
+    for b in energy:
+        kwh[(b.bucket_start_ns - start_ns) // bucket_ns] = b.sum
+    state = np.full(slots, -1, np.int8)  # unknown
+    for b in line:
+        if b.n_good:
+            state[(b.bucket_start_ns - start_ns) // bucket_ns] = 1 if b.sum == 0.0 else 0
+    known = state >= 0
+    result = idle_energy(kwh[known], state[known] == 1)
+    return Idle(
+        energy=result.energy_kwh,
+        idle_buckets=result.buckets,
+        missing_buckets=result.missing_buckets,
+        unknown_buckets=int((~known).sum()),
+    )

@@ -84,3 +84,12 @@ def test_counter_rules_are_configured_on_counters_only(plant_data: dict[str, Any
     incomer["replacements"][0]["at"] = "2026-03-01T10:00:00"  # no UTC offset: ambiguous
     (issue,) = _issues(data)
     assert issue.startswith("meters[0].channels[0].replacements[0].at: ")
+
+
+def test_idle_with_names_a_production_counter(plant_data: dict[str, Any]) -> None:
+    data = copy.deepcopy(plant_data)
+    data["meters"][6]["channels"][0]["idle_with"] = "line-1-plc.units-made"
+    assert parse_plant(data).channels  # a line's meter against its production counter
+    data["meters"][6]["channels"][0]["idle_with"] = "main-incomer.energy-import"
+    (issue,) = _issues(data)
+    assert issue.startswith("meters[6].channels[0].idle_with: ") and "production counter" in issue

@@ -142,3 +142,36 @@ async def test_calendar_series_follow_the_site_timezone_across_a_dst_change(
     assert d["value"] == pytest.approx(50.0) and d["samples_expected"] == 25 * 60
     assert d["estimated"] == pytest.approx(50.0)  # 30-min intervals of a 1-min meter are gaps
     assert bad.status_code == 422 and "hour" in bad.text
+
+
+async def test_idle_energy_is_consumption_while_the_line_stands_still(tmp_path: Path) -> None:
+    counter = {"kind": "counter", "node_id": "ns=2;s=x"}
+    energy = {
+        **counter,
+        "id": "e",
+        "unit": "kWh",
+        "utility": "electricity",
+        "idle_with": "plc.made",
+    }
+    made = {**counter, "id": "made", "unit": "units", "utility": "production"}
+    plant = one_site([
+        meter("m", "opcua", "opc.tcp://h:4840", [energy]),
+        meter("plc", "opcua", "opc.tcp://h:4840", [made]),
+    ])  # fmt: skip
+    rows = [("m.e", t * NS_PER_S, t / 60, Quality.GOOD) for t in range(0, 301, 20)]
+    # the line makes a unit every 20 s for two minutes, then stands still, then goes silent
+    rows += [("plc.made", t * NS_PER_S, min(t, 120) / 20, Quality.GOOD) for t in range(0, 221, 20)]
+    async with SqliteStore(tmp_path / "s.sqlite3") as store:
+        batch = ReadingBatch.from_rows(meter_id="m", receive_ts_ns=0, rows=rows)
+        r = step([batch], channel_specs(plant), {}, 60 * NS_PER_S)
+        await store.write(
+            StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state, events=r.events)
+        )
+        transport = httpx.ASGITransport(app=create_app(plant, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            window = {"start": "1970-01-01T00:00Z", "end": "1970-01-01T00:05Z"}
+            idle = (await api.get("/v1/channels/m.e/idle", params=window)).json()
+            no_line = await api.get("/v1/channels/plc.made/idle", params=window)
+    assert idle["idle_energy"] == pytest.approx(2.0)  # minutes 2 and 3, 1 kWh each
+    assert (idle["idle_buckets"], idle["unknown_buckets"], idle["missing_buckets"]) == (2, 1, 0)
+    assert no_line.status_code == 422 and "idle_with" in no_line.text
