@@ -218,12 +218,18 @@ def merge_buckets(
     )
 
 
-def counter_rows(
+def _counter_rows(
     r: Readings,
     is_counter: npt.NDArray[np.bool_],
     specs: Sequence[ChannelSpec],
     last_ts: npt.NDArray[np.int64],
-) -> tuple[npt.NDArray[np.generic], ...]:
+) -> tuple[
+    npt.NDArray[np.int32],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.float64],
+]:
     """Good-or-not counter readings plus one pseudo-reading per replacement they now pass,
     sorted by (channel, ts) with a replacement after a reading at the same instant."""
     mask = is_counter[r.channel]
@@ -249,6 +255,61 @@ def counter_rows(
     good = np.concatenate([good, np.ones(len(pseudo), np.bool_)])
     order = np.lexsort((~np.isnan(rebase), ts, ch))
     return ch[order], ts[order], val[order], good[order], rebase[order]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CounterPass:
+    """Counter readings in kernel order with what each did, the consumption spread over buckets
+    (rows in merge_buckets' part order), and the counter state after them."""
+
+    channel: npt.NDArray[np.int32]
+    ts_ns: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    event: npt.NDArray[np.int8]
+    spread: tuple[npt.NDArray[np.generic], ...]
+    state_ts: npt.NDArray[np.int64]
+    state_value: npt.NDArray[np.float64]
+
+
+def counter_pass(
+    r: Readings,
+    specs: Sequence[ChannelSpec],
+    last_ts: npt.NDArray[np.int64],
+    state_ts: npt.NDArray[np.int64],
+    state_value: npt.NDArray[np.float64],
+    bucket_ns: int,
+) -> CounterPass:
+    """Consumption of the counter readings in r from the given (channels, 2) counter state."""
+    is_counter = np.array([s.is_counter for s in specs], dtype=np.bool_)
+    ch, ts, val, good, rebase = _counter_rows(r, is_counter, specs, last_ts)
+    start, delta, event, s_ts, s_val = kernels.counter_deltas(
+        ch,
+        ts,
+        val,
+        good,
+        rebase,
+        np.array([s.wrap_modulus for s in specs], dtype=np.float64),
+        np.array([s.max_rate_per_s for s in specs], dtype=np.float64),
+        np.array([s.resolution for s in specs], dtype=np.float64),
+        state_ts,
+        state_value,
+    )
+    s_ch, s_b, s_amt, s_est = kernels.spread_deltas(
+        ch, start, ts, delta, np.array([s.gap_ns for s in specs], dtype=np.int64), bucket_ns
+    )
+    k = len(s_ch)
+    nan = np.full(k, np.nan)
+    zero = np.zeros(k, np.int64)
+    spread = (s_ch, s_b, zero, zero, s_amt, s_est, nan, nan, nan, np.full(k, NO_TS, np.int64))
+    return CounterPass(
+        channel=ch,
+        ts_ns=ts,
+        value=val,
+        event=event,
+        spread=spread,
+        state_ts=s_ts,
+        state_value=s_val,
+    )
 
 
 def step(
@@ -281,35 +342,10 @@ def step(
     stats = list(kernels.bucket_stats(r.channel, r.ts_ns, r.value, good, bucket_ns))
     stats[4] = np.where(is_counter[stats[0]], 0.0, stats[4])  # counters' sums come from deltas
     stats.insert(5, np.zeros(len(stats[0])))  # nothing estimated
-    c_ch, c_ts, c_val, c_good, c_rebase = counter_rows(r, is_counter, sp, last_ts)
-    start, delta, event, s_ts, s_val = kernels.counter_deltas(
-        c_ch,
-        c_ts,
-        c_val,
-        c_good,
-        c_rebase,
-        np.array([s.wrap_modulus for s in sp], dtype=np.float64),
-        np.array([s.max_rate_per_s for s in sp], dtype=np.float64),
-        np.array([s.resolution for s in sp], dtype=np.float64),
-        np.array([(s.counter_ts_ns, s.held_ts_ns) for s in st], dtype=np.int64).reshape(-1, 2),
-        np.array([(s.counter_value, s.held_value) for s in st], dtype=np.float64).reshape(-1, 2),
-    )
-    s_ch, s_b, s_amt, s_est = kernels.spread_deltas(
-        c_ch, start, c_ts, delta, np.array([s.gap_ns for s in sp], dtype=np.int64), bucket_ns
-    )
-    k = len(s_ch)
-    spread = (
-        s_ch,
-        s_b,
-        np.zeros(k, np.int64),
-        np.zeros(k, np.int64),
-        s_amt,
-        s_est,
-        np.full(k, np.nan),
-        np.full(k, np.nan),
-        np.full(k, np.nan),
-        np.full(k, NO_TS, np.int64),
-    )
+    st_ts = np.array([(s.counter_ts_ns, s.held_ts_ns) for s in st], dtype=np.int64)
+    st_value = np.array([(s.counter_value, s.held_value) for s in st], dtype=np.float64)
+    cp = counter_pass(r, sp, last_ts, st_ts.reshape(-1, 2), st_value.reshape(-1, 2), bucket_ns)
+    s_ts, s_val = cp.state_ts, cp.state_value
     new_last = last_ts.copy()
     np.maximum.at(new_last, r.channel, r.ts_ns)
     new_state = {
@@ -322,15 +358,15 @@ def step(
         )
         for c in np.unique(r.channel).tolist()
     }
-    notable = event > CounterEvent.COUNTED
+    notable = cp.event > CounterEvent.COUNTED
     events = CounterEvents(
         keys=keys,
-        channel=c_ch[notable],
-        ts_ns=c_ts[notable],
-        event=event[notable],
-        value=c_val[notable],
+        channel=cp.channel[notable],
+        ts_ns=cp.ts_ns[notable],
+        event=cp.event[notable],
+        value=cp.value[notable],
     )
-    buckets = merge_buckets(keys, [tuple(stats), spread], bucket_ns)
+    buckets = merge_buckets(keys, [tuple(stats), cp.spread], bucket_ns)
     return StepResult(
         readings=everything, buckets=buckets, state=new_state, events=events, late=late
     )

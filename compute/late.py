@@ -20,7 +20,7 @@ from compute.aggregate import (
     BucketDeltas,
     ChannelSpec,
     Readings,
-    counter_rows,
+    counter_pass,
     merge_buckets,
     no_buckets,
     select,
@@ -65,31 +65,11 @@ def _counter_spread(
     r: Readings, specs: list[ChannelSpec], bucket_ns: int
 ) -> tuple[npt.NDArray[np.generic], ...]:
     """Counter consumption of readings spanning each channel's interval, from its first one."""
-    keys = r.keys
-    first_ts = np.full(len(keys), np.iinfo(np.int64).max, np.int64)
+    n = len(r.keys)
+    first_ts = np.full(n, np.iinfo(np.int64).max, np.int64)
     np.minimum.at(first_ts, r.channel, r.ts_ns)
-    is_counter = np.array([s.is_counter for s in specs], dtype=np.bool_)
-    ch, ts, val, good, rebase = counter_rows(r, is_counter, specs, first_ts - 1)
-    empty = np.full((len(keys), 2), NO_TS, np.int64)
-    start, delta, *_ = kernels.counter_deltas(
-        ch,
-        ts,
-        val,
-        good,
-        rebase,
-        np.array([s.wrap_modulus for s in specs], dtype=np.float64),
-        np.array([s.max_rate_per_s for s in specs], dtype=np.float64),
-        np.array([s.resolution for s in specs], dtype=np.float64),
-        empty,
-        np.zeros((len(keys), 2)),
-    )
-    s_ch, s_b, s_amt, s_est = kernels.spread_deltas(
-        ch, start, ts, delta, np.array([s.gap_ns for s in specs], dtype=np.int64), bucket_ns
-    )
-    k = len(s_ch)
-    nan = np.full(k, np.nan)
-    zero = np.zeros(k, np.int64)
-    return s_ch, s_b, zero, zero, s_amt, s_est, nan, nan, nan, np.full(k, NO_TS, np.int64)
+    empty = np.full((n, 2), NO_TS, np.int64)
+    return counter_pass(r, specs, first_ts - 1, empty, np.zeros((n, 2)), bucket_ns).spread
 
 
 def _negated(part: tuple[npt.NDArray[np.generic], ...]) -> tuple[npt.NDArray[np.generic], ...]:
