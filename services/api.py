@@ -8,15 +8,17 @@ from __future__ import annotations
 import math
 import time
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from compute.calendar import Period
-from compute.model import NS_PER_S, Quality, datetime_ns
+from compute.model import NS_PER_S, Quality
 from compute.plant import ChannelKind, ChannelRef, Plant
+from services.api_indicators import indicator_routes
+from services.api_time import iso, time_range
 from services.metrics import Registry
 from services.metrics_http import metrics_response
 from services.series import idle_over, series_points
@@ -96,28 +98,6 @@ class Totals(BaseModel):
     channels: list[ChannelTotalOut]
 
 
-def _iso(ts_ns: int, tz: zoneinfo.ZoneInfo) -> datetime:
-    return datetime.fromtimestamp(ts_ns / NS_PER_S, UTC).astimezone(tz)
-
-
-def _bound_ns(name: str, value: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) -> int:
-    """A period bound in ns; naive datetimes are in the site's timezone."""
-    aware = value if value.tzinfo else value.replace(tzinfo=tz)
-    ts_ns = datetime_ns(aware)
-    if ts_ns % bucket_ns:
-        raise HTTPException(422, f"{name} must fall on a {bucket_ns // NS_PER_S} s bucket boundary")
-    return ts_ns
-
-
-def _range(
-    start: datetime, end: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int
-) -> tuple[int, int]:
-    a, b = _bound_ns("start", start, tz, bucket_ns), _bound_ns("end", end, tz, bucket_ns)
-    if b <= a:
-        raise HTTPException(422, "end must be after start")
-    return a, b
-
-
 def _quality(latest: Latest | None, age_s: float, ref: ChannelRef, stale_after: int) -> str:
     """The reading's quality, or "stale" when no new one came within `stale_after` intervals."""
     if latest is None:
@@ -149,6 +129,8 @@ def create_app(
         if ref is None:
             raise HTTPException(404, f"unknown channel {channel_id!r}")
         return ref
+
+    app.include_router(indicator_routes(plant, store, zones, bucket_ns))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -185,7 +167,7 @@ def create_app(
                     unit=ref.channel.unit,
                     value=None if x is None or math.isnan(x.value) else x.value,
                     quality=_quality(x, age_s, ref, stale_after_intervals),
-                    ts=None if x is None else _iso(x.ts_ns, zones[ref.site.id]),
+                    ts=None if x is None else iso(x.ts_ns, zones[ref.site.id]),
                     age_s=None if x is None else round(age_s, 3),
                 )
             )
@@ -205,15 +187,15 @@ def create_app(
         the site's timezone (a DST day has 23 or 25 hours); naive times are site-local."""
         ref = channel(channel_id)
         tz = zones[ref.site.id]
-        a, b = _range(start, end, tz, bucket_ns)
+        a, b = time_range(start, end, tz, bucket_ns)
         buckets = await store.series(channel_id, a, b)
         counter = ref.channel.kind is ChannelKind.COUNTER
         interval_ns = ref.meter.interval_s * NS_PER_S
         rolled = series_points(buckets, bucket_ns, tz.key, period)
         return [
             SeriesPoint(
-                start=_iso(x.start_ns, tz),
-                end=_iso(x.end_ns, tz),
+                start=iso(x.start_ns, tz),
+                end=iso(x.end_ns, tz),
                 samples=x.n,
                 samples_good=x.n_good,
                 samples_expected=int((x.end_ns - x.start_ns) / interval_ns),
@@ -237,7 +219,7 @@ def create_app(
                 422, f"channel {channel_id!r} has no idle_with production counter in the config"
             )
         tz = zones[ref.site.id]
-        a, b = _range(start, end, tz, bucket_ns)
+        a, b = time_range(start, end, tz, bucket_ns)
         got = idle_over(
             await store.series(channel_id, a, b), await store.series(line, a, b), a, b, bucket_ns
         )
@@ -245,8 +227,8 @@ def create_app(
             channel_id=channel_id,
             line_channel_id=line,
             unit=ref.channel.unit,
-            start=_iso(a, tz),
-            end=_iso(b, tz),
+            start=iso(a, tz),
+            end=iso(b, tz),
             idle_energy=got.energy,
             idle_buckets=got.idle_buckets,
             missing_buckets=got.missing_buckets,
@@ -263,7 +245,7 @@ def create_app(
         if site not in zones:
             raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
         tz = zones[site]
-        a, b = _range(start, end, tz, bucket_ns)
+        a, b = time_range(start, end, tz, bucket_ns)
         refs = [
             r
             for r in plant.channels.values()
@@ -293,8 +275,8 @@ def create_app(
         return Totals(
             site=site,
             timezone=tz.key,
-            start=_iso(a, tz),
-            end=_iso(b, tz),
+            start=iso(a, tz),
+            end=iso(b, tz),
             utilities=_by_utility(channels, {r.key: r for r in refs}),
             channels=channels,
         )

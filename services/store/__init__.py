@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.denominators import PeriodValue
+from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 
 
@@ -101,6 +103,18 @@ class Store(Protocol):
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> list[Bucket]:
         """Base buckets of several channels with start in [start_ns, end_ns)."""
+        ...
+
+    async def add_period_value(self, v: PeriodValue) -> None:
+        """Record a denominator's value; refused (PeriodValueError) when its period overlaps a
+        recorded one of the same site and kind without matching it, checked in the same
+        transaction."""
+        ...
+
+    async def period_values(
+        self, site: str, kind: Denominator, start_ns: int, end_ns: int
+    ) -> list[PeriodValue]:
+        """Every version of the site's values of that kind whose period overlaps the range."""
         ...
 
     async def totals(

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.denominators import PeriodValue
+from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS
 from services.store import Bucket, ChannelTotal, Latest, Revisions
@@ -36,6 +38,12 @@ REVISIONS_SQL = (
     " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " ORDER BY bucket_start_ns, revised_at_ns"
 )
+PERIOD_VALUES_SQL = (
+    "SELECT site_id, kind, start_ns, end_ns, value, source, recorded_at_ns FROM period_values"
+    " WHERE site_id = %s AND kind = %s AND start_ns < %s AND end_ns > %s"
+    " ORDER BY start_ns, recorded_at_ns"
+)
+INSERT_PERIOD_VALUE_SQL = "INSERT INTO period_values VALUES (%s, %s, %s, %s, %s, %s, %s)"
 EVENTS_SQL = (
     "SELECT ts_ns, event, value FROM counter_events"
     " WHERE channel_id = %s AND ts_ns >= %s AND ts_ns < %s ORDER BY ts_ns, event"
@@ -183,6 +191,24 @@ def bucket(row: Any) -> Bucket:
 def stored_reading(row: Any) -> tuple[int, float, int]:
     t, v, q = row
     return int(t), (float("nan") if v is None else float(v)), int(q)
+
+
+def period_value(row: Any) -> PeriodValue:
+    site, kind, start, end, value, source, at = row
+    return PeriodValue(
+        site=site,
+        kind=Denominator(kind),
+        start_ns=int(start),
+        end_ns=int(end),
+        value=float(value),
+        source=source,
+        recorded_at_ns=int(at),
+    )
+
+
+def period_value_row(v: PeriodValue) -> tuple[Any, ...]:
+    """In the period_values table's column order."""
+    return v.site, v.kind.value, v.start_ns, v.end_ns, v.recorded_at_ns, v.value, v.source
 
 
 def counter_event(row: Any) -> tuple[int, CounterEvent, float]:

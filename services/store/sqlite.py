@@ -15,6 +15,8 @@ from types import TracebackType
 from typing import TypeVar
 
 from compute.aggregate import ChannelState
+from compute.denominators import PeriodValue, check_new
+from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoreWrite
 from services.store import rows as r
@@ -170,6 +172,34 @@ class SqliteStore:
                 _in_channels(r.SERIES_MANY_SQL), (json.dumps(list(channel_ids)), start_ns, end_ns)
             )
             return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
+    async def add_period_value(self, v: PeriodValue) -> None:
+        def tx(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = db.execute(
+                    r.PERIOD_VALUES_SQL.replace("%s", "?"),
+                    (v.site, v.kind.value, v.end_ns, v.start_ns),
+                )
+                check_new(v, [r.period_value(row) for row in cur])
+                db.execute(r.INSERT_PERIOD_VALUE_SQL.replace("%s", "?"), r.period_value_row(v))
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+        await self._run(tx)
+
+    async def period_values(
+        self, site: str, kind: Denominator, start_ns: int, end_ns: int
+    ) -> list[PeriodValue]:
+        def q(db: sqlite3.Connection) -> list[PeriodValue]:
+            cur = db.execute(
+                r.PERIOD_VALUES_SQL.replace("%s", "?"), (site, kind.value, end_ns, start_ns)
+            )
+            return [r.period_value(row) for row in cur]
 
         return await self._run(q)
 

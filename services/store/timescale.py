@@ -14,7 +14,9 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from compute.aggregate import ChannelState
+from compute.denominators import PeriodValue, check_new
 from compute.errors import PlantPulseError
+from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoreWrite
 from services.store import rows as r
@@ -180,6 +182,27 @@ class TimescaleStore:
             _in_channels(r.SERIES_MANY_SQL), (list(channel_ids), start_ns, end_ns)
         )
         return [r.bucket(row) for row in rows]
+
+    async def add_period_value(self, v: PeriodValue) -> None:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                # one writer per site and kind at a time, so the overlap check holds
+                await conn.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{v.site}/{v.kind.value}",)
+                )
+                cur = await conn.execute(
+                    r.PERIOD_VALUES_SQL.encode(), (v.site, v.kind.value, v.end_ns, v.start_ns)
+                )
+                check_new(v, [r.period_value(row) for row in await cur.fetchall()])
+                await conn.execute(r.INSERT_PERIOD_VALUE_SQL.encode(), r.period_value_row(v))
+        except psycopg.Error as e:
+            raise StoreError(f"recording a period value failed: {e}") from e
+
+    async def period_values(
+        self, site: str, kind: Denominator, start_ns: int, end_ns: int
+    ) -> list[PeriodValue]:
+        rows = await self._fetch(r.PERIOD_VALUES_SQL, (site, kind.value, end_ns, start_ns))
+        return [r.period_value(row) for row in rows]
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from compute.aggregate import ChannelSpec, ChannelState, step
+from compute.denominators import PeriodValue, PeriodValueError
+from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NS_PER_S, Quality, ReadingBatch
 from services.store import Revisions, Store, StoreWrite
@@ -169,3 +171,33 @@ async def test_queries_take_more_channels_than_a_statement_takes_parameters(stor
     assert list(await store.load_state(many)) == ["m.energy"]
     assert [b.channel_id for b in await store.series_many(many, 0, MIN)] == ["m.energy"]
     assert list(await store.totals(many, 0, MIN)) == ["m.energy"]
+
+
+async def test_period_values_keep_every_version_and_refuse_ambiguous_periods(
+    store: Store,
+) -> None:
+    day = 86_400 * NS_PER_S
+
+    def units(start_d: int, end_d: int, value: float, at: int) -> PeriodValue:
+        return PeriodValue(
+            site="s",
+            kind=Denominator.UNITS_PRODUCED,
+            start_ns=start_d * day,
+            end_ns=end_d * day,
+            value=value,
+            source="MES",
+            recorded_at_ns=at,
+        )
+
+    await store.add_period_value(units(0, 30, 3000.0, at=1))
+    await store.add_period_value(units(0, 30, 3100.0, at=2))  # restated
+    await store.add_period_value(units(30, 61, 2900.0, at=3))
+    with pytest.raises(PeriodValueError, match="overlaps"):
+        await store.add_period_value(units(20, 40, 1.0, at=4))
+    got = await store.period_values("s", Denominator.UNITS_PRODUCED, 10 * day, 31 * day)
+    assert [(v.start_ns // day, v.value, v.recorded_at_ns) for v in got] == [
+        (0, 3000.0, 1),
+        (0, 3100.0, 2),
+        (30, 2900.0, 3),
+    ]
+    assert await store.period_values("s", Denominator.HEADCOUNT, 0, 61 * day) == []

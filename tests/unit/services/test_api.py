@@ -175,3 +175,36 @@ async def test_idle_energy_is_consumption_while_the_line_stands_still(tmp_path: 
     assert idle["idle_energy"] == pytest.approx(2.0)  # minutes 2 and 3, 1 kWh each
     assert (idle["idle_buckets"], idle["unknown_buckets"], idle["missing_buckets"]) == (2, 1, 0)
     assert no_line.status_code == 422 and "idle_with" in no_line.text
+
+
+async def test_intensity_divides_by_recorded_period_values_or_production_counters(
+    api: httpx.AsyncClient,
+) -> None:
+    period = {"start": "2026-11-23T12:00", "end": "2026-11-23T12:03"}
+    query = {**period, "denominator": "units_produced"}
+    from_counters = (await api.get("/v1/sites/suzhou/intensity", params=query)).json()
+    assert from_counters["denominator_source"] == "production counters"
+    assert from_counters["intensity"]["value"] is None  # nothing made: no value, and why
+    assert from_counters["intensity"]["reason"] == "denominator is zero"
+
+    made = {"kind": "units_produced", **period, "value": 8, "source": "MES batch report"}
+    posted = await api.post("/v1/sites/suzhou/period-values", json=made)
+    assert posted.status_code == 201 and posted.json()["unit"] == "unit"
+    got = (await api.get("/v1/sites/suzhou/intensity", params=query)).json()
+    assert got["denominator_source"] == "period values"
+    assert got["numerator"]["value"] == pytest.approx(4.0)  # kWh on the incomer
+    assert got["intensity"]["value"] == pytest.approx(0.5)
+    assert got["intensity"]["unit"] == "kWh/unit (units_produced)"
+    assert 0 < got["intensity"]["coverage"] < 1  # 5 good readings of 180 expected
+
+    overlapping = {**made, "start": "2026-11-23T12:01", "end": "2026-11-23T12:05"}
+    refused = await api.post("/v1/sites/suzhou/period-values", json=overlapping)
+    assert refused.status_code == 422 and "overlaps the recorded period" in refused.text
+    negative = await api.post("/v1/sites/suzhou/period-values", json={**made, "value": -1})
+    assert negative.status_code == 422 and "value" in negative.text
+    nowhere = await api.post("/v1/sites/atlantis/period-values", json=made)
+    assert nowhere.status_code == 404
+    listed = await api.get(
+        "/v1/sites/suzhou/period-values", params={**period, "kind": "units_produced"}
+    )
+    assert [v["value"] for v in listed.json()] == [8.0]
