@@ -149,54 +149,50 @@ class Aggregator:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
         batches, rejected = decode_all(messages, self.check)
         for r in rejected:
-            log.warning(
-                "to DLQ %s[%d]@%d: %s",
-                r.message.topic,
-                r.message.partition,
-                r.message.offset,
-                r.reason,
-            )
-            await self.bus.publish(
-                self.dlq_topic,
-                r.message.key or b"",
-                r.message.value,
-                [
-                    ("reason", r.reason.encode()),
-                    (
-                        "source",
-                        f"{r.message.topic}/{r.message.partition}/{r.message.offset}".encode(),
-                    ),
-                ],
-            )
+            await self._dead_letter(r)
         if batches:
-            keys = sorted({c for b in batches for c in b.channel_ids})
-            now_ns = self.clock_ns()
-            if unseen := self.live.unseen(keys):
-                since_ns = now_ns - self.live.history_s * NS_PER_S
-                self.live.rebuild(await self.store.series_many(unseen, since_ns, now_ns), now_ns)
-            state = await self.store.load_state(keys)
-            result = step(batches, self.specs, state, self.bucket_ns)
-            buckets, revisions = result.buckets, None
-            if len(result.late.ts_ns):
-                corrections = await self._recount(result.late)
-                buckets = merge_buckets(
-                    buckets.keys,
-                    [bucket_columns(buckets), bucket_columns(corrections)],
-                    self.bucket_ns,
-                )
-                closed = closed_part(corrections, self.bucket_ns, now_ns - self.lateness_ns)
-                if len(closed.channel):
-                    revisions = Revisions(buckets=closed, revised_at_ns=now_ns)
-            await self.store.write(
-                StoreWrite(
-                    readings=result.readings,
-                    buckets=buckets,
-                    state=result.state,
-                    events=result.events,
-                    revisions=revisions,
-                )
+            await self._aggregate(batches)
+
+    async def _dead_letter(self, r: Rejected) -> None:
+        m = r.message
+        log.warning("to DLQ %s[%d]@%d: %s", m.topic, m.partition, m.offset, r.reason)
+        source = f"{m.topic}/{m.partition}/{m.offset}".encode()
+        await self.bus.publish(
+            self.dlq_topic,
+            m.key or b"",
+            m.value,
+            [("reason", r.reason.encode()), ("source", source)],
+        )
+
+    async def _aggregate(self, batches: Sequence[ReadingBatch]) -> None:
+        """One step over the batches, with late readings recounted, written in one transaction;
+        then the live windows follow."""
+        keys = sorted({c for b in batches for c in b.channel_ids})
+        now_ns = self.clock_ns()
+        if unseen := self.live.unseen(keys):
+            since_ns = now_ns - self.live.history_s * NS_PER_S
+            self.live.rebuild(await self.store.series_many(unseen, since_ns, now_ns), now_ns)
+        state = await self.store.load_state(keys)
+        result = step(batches, self.specs, state, self.bucket_ns)
+        buckets, revisions = result.buckets, None
+        if len(result.late.ts_ns):
+            corrections = await self._recount(result.late)
+            buckets = merge_buckets(
+                buckets.keys, [bucket_columns(buckets), bucket_columns(corrections)], self.bucket_ns
             )
-            self.live.apply(buckets, now_ns)
+            closed = closed_part(corrections, self.bucket_ns, now_ns - self.lateness_ns)
+            if len(closed.channel):
+                revisions = Revisions(buckets=closed, revised_at_ns=now_ns)
+        await self.store.write(
+            StoreWrite(
+                readings=result.readings,
+                buckets=buckets,
+                state=result.state,
+                events=result.events,
+                revisions=revisions,
+            )
+        )
+        self.live.apply(buckets, now_ns)
 
     async def publish_live(self) -> None:
         """The rolling figures of the channels handled here, to the metrics topic."""
