@@ -52,7 +52,9 @@ class LiveWindows:
         refs = [plant.channels[k] for k in self.keys]
         self.interval_s = np.array([r.meter.interval_s for r in refs], dtype=np.float64)
         self.units = [r.channel.unit for r in refs]
-        self.zones = [zoneinfo.ZoneInfo(r.site.timezone) for r in refs]
+        tz_names = sorted({r.site.timezone for r in refs})
+        self.zones = [zoneinfo.ZoneInfo(z) for z in tz_names]
+        self.zone_of = np.array([tz_names.index(r.site.timezone) for r in refs], dtype=np.intp)
         self.is_demand = np.array(
             [
                 r.channel.kind is ChannelKind.COUNTER and r.channel.utility is Utility.ELECTRICITY
@@ -115,10 +117,10 @@ class LiveWindows:
         self.watermark = self.watermark.advance(now_ns)
         if self.demand is None:
             self.demand = new_demand_state(self.spec, len(self.keys), self.watermark.watermark_ns)
-        months = np.array(
+        per_zone = np.array(
             [month_start_ns(self.watermark.watermark_ns, z) for z in self.zones], dtype=np.int64
         )
-        months = months // self.spec.coarse_ns * self.spec.coarse_ns
+        months = per_zone[self.zone_of] // self.spec.coarse_ns * self.spec.coarse_ns
         closed = close_demand(
             self.demand, self.state, self.spec, self.watermark.watermark_ns, months, self.is_demand
         )
