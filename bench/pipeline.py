@@ -485,7 +485,7 @@ def report(
         print("  inside store.write, by statement:")
         sql = [
             *spent.sql.items(),
-            ("the rest: staging COPYs (rows built in Python), commit", 0.0),
+            ("the rest: the COPYs (rows built in Python), commit", 0.0),
         ]
         sql[-1] = (sql[-1][0], write_s - sum(spent.sql.values()))
         for what, s in sorted(sql, key=lambda kv: -kv[1]):

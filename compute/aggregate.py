@@ -109,11 +109,13 @@ class CounterEvents:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepResult:
     """What a step produced. `readings` holds every distinct reading, to be stored idempotently;
-    `late` those at or before their channel's last handled reading (replays, or late arrivals:
-    compute.late recounts the ones not stored yet), left out of `buckets`.
+    `fresh` marks those after their channel's last handled reading, which cannot be stored yet;
+    `late` holds the others (replays, or late arrivals: compute.late recounts the ones not
+    stored yet), left out of `buckets`.
     """
 
     readings: Readings
+    fresh: npt.NDArray[np.bool_]
     buckets: BucketDeltas
     state: dict[str, ChannelState]
     events: CounterEvents
@@ -331,6 +333,7 @@ def step(
     if len(r.ts_ns) == 0:
         return StepResult(
             readings=everything,
+            fresh=fresh,
             buckets=no_buckets(keys),
             state={},
             events=_no_events(keys),
@@ -368,7 +371,12 @@ def step(
     )
     buckets = merge_buckets(keys, [tuple(stats), cp.spread], bucket_ns)
     return StepResult(
-        readings=everything, buckets=buckets, state=new_state, events=events, late=late
+        readings=everything,
+        fresh=fresh,
+        buckets=buckets,
+        state=new_state,
+        events=events,
+        late=late,
     )
 
 

@@ -190,6 +190,7 @@ class Aggregator:
                 state=result.state,
                 events=result.events,
                 revisions=revisions,
+                new=result.fresh,
             )
         )
         self.live.apply(buckets, now_ns)

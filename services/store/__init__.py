@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
 from compute.denominators import PeriodValue
 from compute.indicators import Denominator
@@ -26,11 +29,16 @@ class Revisions:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreWrite:
+    """One step's effects. `new` marks the readings known not to be stored yet (after their
+    channel's last stored reading, the state being written in the same transaction), which a
+    store may insert without looking for a duplicate; None: look for every one."""
+
     readings: Readings
     buckets: BucketDeltas
     state: dict[str, ChannelState]
     events: CounterEvents
     revisions: Revisions | None = None
+    new: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from compute.aggregate import ChannelState
+from compute.aggregate import ChannelState, select
 from compute.denominators import PeriodValue, check_new
 from compute.errors import PlantPulseError
 from compute.indicators import Denominator
@@ -55,6 +56,9 @@ ON CONFLICT (channel_id) DO UPDATE SET ts_ns = excluded.ts_ns, value = excluded.
     quality = excluded.quality, receive_ts_ns = excluded.receive_ts_ns
 WHERE excluded.ts_ns > l.ts_ns
 """
+_READINGS_COLUMNS = (
+    "readings (channel_id, ts_ns, value, quality, receive_ts_ns, server_ts_ns)"  # reading_rows'
+)
 _READING_TYPES = ["text", "int8", "float8", "int2", "int8", "int8"]
 _BUCKET_TYPES = [
     *("text", "int8", "int8", "int8"),
@@ -132,7 +136,13 @@ class TimescaleStore:
             async with self.pool.connection() as conn, conn.transaction():
                 await conn.execute(_STAGE.encode())
                 async with conn.cursor() as cur:
-                    await _copy(cur, "stage_readings", _READING_TYPES, r.reading_rows(w.readings))
+                    new = np.zeros(len(w.readings.ts_ns), np.bool_) if w.new is None else w.new
+                    if new.any():  # straight in: the bulk of every write, without a merge
+                        fresh = r.reading_rows(select(w.readings, new))
+                        await _copy(cur, _READINGS_COLUMNS, _READING_TYPES, fresh)
+                    if not new.all():
+                        maybe_stored = r.reading_rows(select(w.readings, ~new))
+                        await _copy(cur, "stage_readings", _READING_TYPES, maybe_stored)
                     await _copy(cur, "stage_buckets", _BUCKET_TYPES, r.bucket_rows(w.buckets))
                     await cur.execute(_MERGE.encode())
                     await cur.executemany(_UPSERT_STATE, list(r.state_rows(w.state)))

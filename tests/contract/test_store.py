@@ -38,11 +38,24 @@ def _batch(rows: list[tuple[str, int, float, Quality]]) -> ReadingBatch:
 
 
 async def _apply(store: Store, batch: ReadingBatch) -> None:
+    """As the aggregator does: readings after their channel's stored state are marked new."""
     state = await store.load_state(list(batch.channel_ids))
     r = step([batch], SPECS, state, MIN)
     await store.write(
-        StoreWrite(readings=r.readings, buckets=r.buckets, state=r.state, events=r.events)
+        StoreWrite(
+            readings=r.readings, buckets=r.buckets, state=r.state, events=r.events, new=r.fresh
+        )
     )
+
+
+async def test_new_and_replayed_readings_mix_in_one_write(store: Store) -> None:
+    g = Quality.GOOD
+    await _apply(store, _batch([("m.energy", 0, 1.0, g), ("m.energy", 60 * NS_PER_S, 2.0, g)]))
+    # a redelivered reading, a late one between them and a new one, in one poll
+    late = [(30 * NS_PER_S, 1.5), (0, 1.0), (90 * NS_PER_S, 2.5)]
+    await _apply(store, _batch([("m.energy", t, v, g) for t, v in late]))
+    around = await store.readings_around("m.energy", 0, 90 * NS_PER_S)
+    assert [t // NS_PER_S for t, _, _ in around] == [0, 30, 60, 90]
 
 
 async def test_buckets_accumulate_across_writes(store: Store) -> None:
