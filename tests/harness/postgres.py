@@ -97,53 +97,82 @@ def _check(cmd: list[str], cwd: Path) -> None:
     subprocess.run(cmd, cwd=cwd, timeout=120, check=True, capture_output=True, text=True)
 
 
+class PostgresCluster:
+    """A throwaway cluster under workdir (or a short /tmp dir if the server user can't reach
+    it) that can be stopped and started again on the same port, as a database restart."""
+
+    def __init__(self, workdir: Path, *, durable_commits: bool = False) -> None:
+        """durable_commits: a commit survives the server's crash (synchronous_commit on), as
+        in production; off, tests run faster. fsync stays off: the machine does not crash."""
+        self.durable_commits = durable_commits
+        self.bindir = ensure_postgres_binaries(install=False)
+        self.user = _run_as()
+        workdir = workdir.resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            shutil.chown(workdir, self.user)
+        self.root, self.scratch = workdir, None
+        if not _usable(workdir, self.user):
+            self.root = self.scratch = Path(tempfile.mkdtemp(prefix="plantpulse-pg-"))
+            if self.user:
+                shutil.chown(self.root, self.user)
+        self.data, self.logfile = self.root / "data", self.root / "postgres.log"
+        self.port = free_port()
+
+    @property
+    def dsn(self) -> str:
+        """trust auth, no password"""
+        return f"postgresql://{DB_USER}@127.0.0.1:{self.port}/postgres"
+
+    def create(self) -> None:
+        sock = self.root / "sock"
+        sock.mkdir()
+        if self.user:
+            shutil.chown(sock, self.user)
+        initdb = [str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust", "-U", DB_USER]
+        _check(_cmd(self.user, *initdb, "-E", "UTF8", "--no-locale", "--no-sync"), self.root)
+        with (self.data / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{sock}'\nfsync = off\n"
+                f"synchronous_commit = {'on' if self.durable_commits else 'off'}\n"
+                "full_page_writes = off\n"
+            )
+
+    def start(self) -> None:
+        start = [str(self.bindir / "pg_ctl"), "start", "-D", str(self.data), "-w", "-t", "60"]
+        _check(_cmd(self.user, *start, "-l", str(self.logfile)), self.root)
+
+    def stop(self) -> None:
+        """An immediate stop, as a crash: no checkpoint; the next start recovers from the WAL."""
+        _stop(self.bindir, self.user, self.data)
+
+    def remove(self) -> None:
+        self.stop()
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def postgres_cluster(workdir: Path) -> Iterator[str]:
-    """Run a fresh cluster under workdir (or a short /tmp dir if the server user can't reach it).
-
-    Yields "postgresql://plantpulse@127.0.0.1:PORT/postgres" (trust auth, no password).
-    """
-    bindir = ensure_postgres_binaries(install=False)
-    user = _run_as()
-    workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    if user:
-        shutil.chown(workdir, user)
-    root, scratch = workdir, None
-    if not _usable(workdir, user):
-        root = scratch = Path(tempfile.mkdtemp(prefix="plantpulse-pg-"))
-        if user:
-            shutil.chown(root, user)
-    data, sock, logfile = root / "data", root / "sock", root / "postgres.log"
-    sock.mkdir()
-    if user:
-        shutil.chown(sock, user)
-    port = free_port()
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", DB_USER]
-    start = [str(bindir / "pg_ctl"), "start", "-D", str(data), "-w", "-t", "60", "-l", str(logfile)]
+    """Run a fresh cluster; yields "postgresql://plantpulse@127.0.0.1:PORT/postgres"."""
+    cluster = PostgresCluster(workdir)
     try:
-        _check(_cmd(user, *initdb, "-E", "UTF8", "--no-locale", "--no-sync"), root)
-        with (data / "postgresql.conf").open("a") as conf:
-            conf.write(
-                f"\nport = {port}\nlisten_addresses = '127.0.0.1'\n"
-                f"unix_socket_directories = '{sock}'\nfsync = off\n"
-                "synchronous_commit = off\nfull_page_writes = off\n"
-            )
-        _check(_cmd(user, *start), root)
+        cluster.create()
+        cluster.start()
     except subprocess.SubprocessError as exc:
-        tail = logfile.read_text(errors="replace")[-3000:] if logfile.exists() else ""
-        _stop(bindir, user, data)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        log_file = cluster.logfile
+        tail = log_file.read_text(errors="replace")[-3000:] if log_file.exists() else ""
+        cluster.remove()
         output = f"{getattr(exc, 'stdout', '')}{getattr(exc, 'stderr', '')}"
         raise RuntimeError(f"PostgreSQL failed to start: {exc}\n{output}{tail}") from exc
-    log.info("PostgreSQL (%s) ready on port %d, data in %s", bindir, port, data)
+    log.info(
+        "PostgreSQL (%s) ready on port %d, data in %s", cluster.bindir, cluster.port, cluster.data
+    )
     try:
-        yield f"postgresql://{DB_USER}@127.0.0.1:{port}/postgres"
+        yield cluster.dsn
     finally:
-        _stop(bindir, user, data)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
+        cluster.remove()
 
 
 def _stop(bindir: Path, user: str | None, data: Path) -> None:
