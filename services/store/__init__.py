@@ -42,6 +42,16 @@ class StoreWrite:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoredReading:
+    channel_id: str
+    ts_ns: int
+    value: float | None
+    quality: int
+    receive_ts_ns: int
+    server_ts_ns: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Latest:
     channel_id: str
     ts_ns: int
@@ -111,6 +121,18 @@ class Store(Protocol):
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> list[Bucket]:
         """Base buckets of several channels with start in [start_ns, end_ns)."""
+        ...
+
+    async def readings_page(
+        self,
+        channel_ids: Sequence[str],
+        start_ns: int,
+        end_ns: int,
+        after: tuple[str, int],
+        limit: int,
+    ) -> list[StoredReading]:
+        """Up to `limit` raw readings of the channels in [start_ns, end_ns), ordered by
+        (channel_id, ts_ns) and after `after`: ("", NO_TS) for the first page."""
         ...
 
     async def add_period_value(self, v: PeriodValue) -> None:

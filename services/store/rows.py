@@ -12,7 +12,7 @@ from compute.denominators import PeriodValue
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS
-from services.store import Bucket, ChannelTotal, Latest, Revisions
+from services.store import Bucket, ChannelTotal, Latest, Revisions, StoredReading
 
 SERIES_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
@@ -37,6 +37,11 @@ REVISIONS_SQL = (
     "SELECT bucket_start_ns, revised_at_ns, sum FROM bucket_revisions"
     " WHERE channel_id = %s AND bucket_start_ns >= %s AND bucket_start_ns < %s"
     " ORDER BY bucket_start_ns, revised_at_ns"
+)
+READINGS_PAGE_SQL = (  # keyset pagination: the rows after (channel_id, ts_ns) = (%s, %s)
+    "SELECT channel_id, ts_ns, value, quality, receive_ts_ns, server_ts_ns FROM readings"
+    " WHERE {in_channels} AND ts_ns >= %s AND ts_ns < %s AND (channel_id, ts_ns) > (%s, %s)"
+    " ORDER BY channel_id, ts_ns LIMIT %s"
 )
 PERIOD_VALUES_SQL = (
     "SELECT site_id, kind, start_ns, end_ns, value, source, recorded_at_ns FROM period_values"
@@ -209,6 +214,13 @@ def period_value(row: Any) -> PeriodValue:
 def period_value_row(v: PeriodValue) -> tuple[Any, ...]:
     """In the period_values table's column order."""
     return v.site, v.kind.value, v.start_ns, v.end_ns, v.recorded_at_ns, v.value, v.source
+
+
+def stored(row: Any) -> StoredReading:
+    c, t, v, q, rt, st = row
+    return StoredReading(
+        channel_id=c, ts_ns=t, value=v, quality=q, receive_ts_ns=rt, server_ts_ns=st
+    )
 
 
 def counter_event(row: Any) -> tuple[int, CounterEvent, float]:

@@ -18,7 +18,7 @@ from compute.aggregate import ChannelState
 from compute.denominators import PeriodValue, check_new
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
-from services.store import Bucket, ChannelTotal, Latest, StoreWrite
+from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
 from services.store import rows as r
 from services.store.migrate import migrations
 
@@ -172,6 +172,22 @@ class SqliteStore:
                 _in_channels(r.SERIES_MANY_SQL), (json.dumps(list(channel_ids)), start_ns, end_ns)
             )
             return [r.bucket(row) for row in cur]
+
+        return await self._run(q)
+
+    async def readings_page(
+        self,
+        channel_ids: Sequence[str],
+        start_ns: int,
+        end_ns: int,
+        after: tuple[str, int],
+        limit: int,
+    ) -> list[StoredReading]:
+        def q(db: sqlite3.Connection) -> list[StoredReading]:
+            ids = json.dumps(list(channel_ids))
+            sql = _in_channels(r.READINGS_PAGE_SQL)
+            cur = db.execute(sql, (ids, start_ns, end_ns, *after, limit))
+            return [r.stored(row) for row in cur]
 
         return await self._run(q)
 

@@ -19,7 +19,7 @@ from compute.denominators import PeriodValue, check_new
 from compute.errors import PlantPulseError
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
-from services.store import Bucket, ChannelTotal, Latest, StoreWrite
+from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
 from services.store import rows as r
 from services.store.migrate import migrations
 
@@ -192,6 +192,18 @@ class TimescaleStore:
             _in_channels(r.SERIES_MANY_SQL), (list(channel_ids), start_ns, end_ns)
         )
         return [r.bucket(row) for row in rows]
+
+    async def readings_page(
+        self,
+        channel_ids: Sequence[str],
+        start_ns: int,
+        end_ns: int,
+        after: tuple[str, int],
+        limit: int,
+    ) -> list[StoredReading]:
+        sql = _in_channels(r.READINGS_PAGE_SQL)
+        rows = await self._fetch(sql, (list(channel_ids), start_ns, end_ns, *after, limit))
+        return [r.stored(row) for row in rows]
 
     async def add_period_value(self, v: PeriodValue) -> None:
         try:

@@ -11,7 +11,7 @@ from compute.aggregate import ChannelSpec, ChannelState, step
 from compute.denominators import PeriodValue, PeriodValueError
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
-from compute.model import NS_PER_S, Quality, ReadingBatch
+from compute.model import NO_TS, NS_PER_S, Quality, ReadingBatch
 from services.store import Revisions, Store, StoreWrite
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
@@ -214,3 +214,17 @@ async def test_period_values_keep_every_version_and_refuse_ambiguous_periods(
         (30, 2900.0, 3),
     ]
     assert await store.period_values("s", Denominator.HEADCOUNT, 0, 61 * day) == []
+
+
+async def test_readings_come_back_page_by_page_in_order(store: Store) -> None:
+    g = Quality.GOOD
+    rows = [(c, t * NS_PER_S, float(t), g) for c in ("m.energy", "m.temp") for t in range(7)]
+    await _apply(store, _batch(rows))
+    got, after = [], ("", NO_TS)
+    while page := await store.readings_page(
+        ["m.energy", "m.temp"], NS_PER_S, 6 * NS_PER_S, after, 4
+    ):
+        got += [(x.channel_id, x.ts_ns // NS_PER_S, x.value) for x in page]
+        after = (page[-1].channel_id, page[-1].ts_ns)
+    expected = [(c, t, float(t)) for c in ("m.energy", "m.temp") for t in range(1, 6)]
+    assert got == expected
