@@ -3,6 +3,8 @@
 
 -- Raw readings: columnar compression per channel, newest first, for chunks (one day each, see
 -- 0001) older than 7 days; late readings still insert into compressed chunks, a little slower.
+-- The compression names (deprecated since 2.18 for the columnstore ones, still supported) work on
+-- every TimescaleDB 2.x this may meet. Buckets stay uncompressed: late readings update them.
 ALTER TABLE readings SET (
     timescaledb.compress,
     timescaledb.compress_segmentby = 'channel_id',
@@ -15,7 +17,9 @@ SELECT add_compression_policy('readings', compress_after => 604800000000000::big
 -- are kept: the history the API serves is in the buckets.
 SELECT add_retention_policy('readings', drop_after => 34560000000000000::bigint);
 
--- The roll-ups become continuous aggregates (same names, columns and results as the views).
+-- The roll-ups become continuous aggregates (same names, columns and results as the views), in
+-- UTC like the views: a continuous aggregate cannot follow each site's timezone. Created empty
+-- (WITH NO DATA, as inside the migration's transaction it must be); the policies fill them.
 DROP VIEW buckets_hourly;
 DROP VIEW buckets_daily;
 
