@@ -1,4 +1,4 @@
-"""The `plantpulse` command: check-config, demo, and each process on its own."""
+"""The `plantpulse` command: check-config, demo, db status|upgrade, and each process on its own."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -22,6 +23,7 @@ from ingest.opcua_security import explain
 from services import runtime
 from services.config import load_plant
 from services.settings import Settings
+from services.store.migrate import MigrationStatus
 
 EXIT_CONFIG = 2
 log = logging.getLogger("plantpulse")
@@ -55,6 +57,10 @@ def _parser() -> argparse.ArgumentParser:
             proc.add_argument("--host")
             proc.add_argument("--port", type=int)
     _browse_parser(sub)
+    db = sub.add_parser("db", help="the store's schema migrations (PT_STORE__URL)")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("status", help="show the applied and the pending migrations")
+    db_sub.add_parser("upgrade", help="apply the pending migrations")
     return p
 
 
@@ -118,6 +124,51 @@ def _browse(args: argparse.Namespace) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace) -> int:
+    """Exit 0 with the migration state, 1 naming why the store could not be read or migrated."""
+    settings = _settings(args)
+    print(f"store: {runtime.describe_store(settings)}")
+    try:
+        if args.db_command == "upgrade":
+            applied, status = asyncio.run(runtime.upgrade_store(settings))
+        else:
+            applied, status = [], asyncio.run(runtime.migration_status(settings))
+    except PlantPulseError as e:
+        print(f"plantpulse db {args.db_command}: {e}", file=sys.stderr)
+        return 1
+    if args.db_command == "upgrade":
+        names = {m.version: m.name for m in status.applied}
+        for version in applied:
+            print(f"applied {version:04d} {names.get(version, '?')}")
+        if not applied:
+            print("nothing to apply")
+    print(_format_status(status))
+    return 0
+
+
+def _format_status(status: MigrationStatus) -> str:
+    lines = [f"schema version: {status.version} (this build ships {status.latest})", "applied:"]
+    for a in status.applied:
+        at = a.applied_at.isoformat(timespec="seconds").replace("+00:00", "Z")
+        newer = "  (newer than this build)" if a in status.unknown else ""
+        lines.append(f"  {a.version:04d} {a.name:<24} {at}{newer}")
+    if not status.applied:
+        lines.append("  none")
+    lines.append("pending:")
+    lines.extend(f"  {m.version:04d} {m.name}" for m in status.pending)
+    if not status.pending:
+        lines.append("  none")
+    return "\n".join(lines)
+
+
+# user:password@ in a URL: the password is not echoed back in error messages
+_URL_PASSWORD = re.compile(r"(?<=://)([^/?#@]*?):[^/?#]*@")
+
+
+def _redacted(value: object) -> object:
+    return _URL_PASSWORD.sub(r"\1:***@", value) if isinstance(value, str) else value
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {
         k: v
@@ -135,7 +186,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         print("invalid settings:", file=sys.stderr)
         for err in e.errors():
             key = "PT_" + "__".join(str(part) for part in err["loc"]).upper()
-            print(f"  {key}: {err['msg']} (got {err.get('input')!r})", file=sys.stderr)
+            print(f"  {key}: {err['msg']} (got {_redacted(err.get('input'))!r})", file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from e
 
 
@@ -169,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command == "browse":
         return _browse(args)
+    if args.command == "db":
+        return _db(args)
     if args.command == "check-config":
         plant = _load(args.file)
         print(

@@ -11,7 +11,9 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import uvicorn
+from psycopg.conninfo import conninfo_to_dict
 
 from compute.errors import PlantPulseError
 from compute.plant import Plant
@@ -27,8 +29,9 @@ from services.gateway import run_gateway
 from services.metrics import Registry
 from services.metrics_http import metrics_server
 from services.publisher import LazyBus
-from services.settings import Settings
+from services.settings import Settings, StoreKind
 from services.store import Store
+from services.store.migrate import MigrationStatus, status_of
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
@@ -39,14 +42,53 @@ class SettingsError(PlantPulseError):
     """A setting needed by this process is missing or wrong."""
 
 
+def _warn_deprecated(settings: Settings) -> None:
+    if settings.pg_dsn and settings.store.url is None:
+        log.warning("PT_PG_DSN is deprecated: set PT_STORE__URL=postgresql://... instead")
+    elif settings.pg_dsn:
+        log.warning("PT_PG_DSN is ignored: PT_STORE__URL is set")
+
+
+def _store(settings: Settings, *, migrate: bool) -> SqliteStore | TimescaleStore:
+    _warn_deprecated(settings)
+    if (dsn := settings.postgres_dsn) is not None:
+        return TimescaleStore(dsn, timeout_s=settings.io_timeout_s, migrate=migrate)
+    return SqliteStore(settings.sqlite_path, migrate=migrate)
+
+
 @contextlib.asynccontextmanager
 async def open_store(settings: Settings) -> AsyncIterator[Store]:
-    if settings.pg_dsn:
-        async with TimescaleStore(settings.pg_dsn, timeout_s=settings.io_timeout_s) as pg:
-            yield pg
-    else:
-        async with SqliteStore(settings.sqlite_path) as lite:
-            yield lite
+    """The store of PT_STORE__URL, its schema migrated to the latest version."""
+    async with _store(settings, migrate=True) as store:
+        yield store
+
+
+def describe_store(settings: Settings) -> str:
+    """The store's kind and location, without its password, for operators."""
+    if (dsn := settings.postgres_dsn) is None:
+        return f"sqlite {settings.sqlite_path}"
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "postgresql (unparsable DSN)"
+    shown = " ".join(f"{k}={v}" for k, v in params.items() if "password" not in k and v)
+    return f"postgresql {shown}"
+
+
+async def migration_status(settings: Settings) -> MigrationStatus:
+    """Read-only: applies nothing, and creates no SQLite file where there is none yet."""
+    if settings.store_kind is StoreKind.SQLITE and not settings.sqlite_path.exists():
+        _warn_deprecated(settings)
+        return status_of("sqlite", [])
+    async with _store(settings, migrate=False) as store:
+        return await store.migration_status()
+
+
+async def upgrade_store(settings: Settings) -> tuple[list[int], MigrationStatus]:
+    """Apply the pending migrations; return the versions applied and the state after."""
+    async with _store(settings, migrate=False) as store:
+        applied = await store.migrate()
+        return applied, await store.migration_status()
 
 
 def require_kafka(settings: Settings) -> str:

@@ -16,11 +16,12 @@ from typing import TypeVar
 
 from compute.aggregate import ChannelState
 from compute.denominators import PeriodValue, check_new
+from compute.errors import PlantPulseError
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
 from services.store import rows as r
-from services.store.migrate import migrations
+from services.store.migrate import MigrationStatus, sqlite_status, upgrade_sqlite
 
 T = TypeVar("T")
 
@@ -53,9 +54,16 @@ WHERE excluded.ts_ns > latest.ts_ns
 """
 
 
+class SqliteStoreError(PlantPulseError):
+    """The SQLite store's file cannot be opened or migrated."""
+
+
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    """With migrate=False, opening applies no migration: for `plantpulse db status|upgrade`."""
+
+    def __init__(self, path: Path, *, migrate: bool = True) -> None:
         self.path = path
+        self.migrate_on_open = migrate
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
 
@@ -70,13 +78,22 @@ class SqliteStore:
         def open_db() -> sqlite3.Connection:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=10000")
-            _migrate(db)
+            try:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=10000")
+                if self.migrate_on_open:
+                    upgrade_sqlite(db)
+            except BaseException:
+                db.close()
+                raise
             return db
 
-        self._db = await asyncio.get_running_loop().run_in_executor(self._pool, open_db)
+        try:
+            self._db = await asyncio.get_running_loop().run_in_executor(self._pool, open_db)
+        except (sqlite3.Error, OSError) as e:
+            self._pool.shutdown(wait=True)
+            raise SqliteStoreError(f"cannot open the SQLite store {self.path}: {e}") from e
         return self
 
     async def __aexit__(
@@ -86,6 +103,20 @@ class SqliteStore:
             await self._run(lambda db: db.close())
             self._db = None
         self._pool.shutdown(wait=True)
+
+    async def migrate(self) -> list[int]:
+        """Apply pending migrations under BEGIN IMMEDIATE; return the versions applied."""
+        try:
+            return await self._run(upgrade_sqlite)
+        except sqlite3.Error as e:
+            raise SqliteStoreError(f"migrating {self.path} failed: {e}") from e
+
+    async def migration_status(self) -> MigrationStatus:
+        """Read-only: the applied and the pending migrations."""
+        try:
+            return await self._run(sqlite_status)
+        except sqlite3.Error as e:
+            raise SqliteStoreError(f"reading the migrations of {self.path} failed: {e}") from e
 
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
         def q(db: sqlite3.Connection) -> dict[str, ChannelState]:
@@ -233,27 +264,3 @@ class SqliteStore:
 
 def _in_channels(sql: str) -> str:
     return sql.format(in_channels=r.IN_CHANNELS_SQLITE).replace("%s", "?")
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations"
-        " (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
-        " applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP)"
-    )
-    done = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
-    for m in migrations("sqlite"):
-        if m.version in done:
-            continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for stmt in m.sql.split(";\n"):
-                if stmt.strip():
-                    db.execute(stmt)
-            db.execute(
-                "INSERT INTO schema_migrations (version, name) VALUES (?, ?)", (m.version, m.name)
-            )
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")

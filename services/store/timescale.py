@@ -21,9 +21,13 @@ from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
 from services.store import rows as r
-from services.store.migrate import migrations
+from services.store.migrate import (
+    MigrationStatus,
+    postgres_status,
+    timescale_available,
+    upgrade_postgres,
+)
 
-_MIGRATION_LOCK = 0x706C616E74  # "plant"
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_buckets (LIKE buckets) ON COMMIT DELETE ROWS;
@@ -71,9 +75,14 @@ class StoreError(PlantPulseError):
 
 
 class TimescaleStore:
-    def __init__(self, dsn: str, *, max_connections: int = 4, timeout_s: float = 10.0) -> None:
+    """With migrate=False, opening applies no migration: for `plantpulse db status|upgrade`."""
+
+    def __init__(
+        self, dsn: str, *, max_connections: int = 4, timeout_s: float = 10.0, migrate: bool = True
+    ) -> None:
         self.dsn = dsn
         self.timeout_s = timeout_s
+        self.migrate_on_open = migrate
         self.pool = AsyncConnectionPool(
             dsn,
             min_size=1,
@@ -86,8 +95,15 @@ class TimescaleStore:
 
     async def __aenter__(self) -> TimescaleStore:
         try:
+            # One plain connection first: the pool would retry in the background and time out
+            # without the reason (refused, unknown host, bad password), which this one gives.
+            probe = await psycopg.AsyncConnection.connect(
+                self.dsn, connect_timeout=max(1, int(self.timeout_s))
+            )
+            await probe.close()
             await self.pool.open(wait=True, timeout=self.timeout_s)
-            await self.migrate()
+            if self.migrate_on_open:
+                await self._migrate()
         except (psycopg.Error, TimeoutError) as e:
             await self.pool.close()
             raise StoreError(f"cannot open the PostgreSQL store: {e}") from e
@@ -100,32 +116,23 @@ class TimescaleStore:
 
     async def migrate(self) -> list[int]:
         """Apply pending migrations under an advisory lock; return the versions applied."""
-        applied = []
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations"
-                " (version int PRIMARY KEY, name text NOT NULL,"
-                " applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            cur = await conn.execute(
-                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
-            )
-            self.timescale = await cur.fetchone() is not None
-            cur = await conn.execute("SELECT version FROM schema_migrations")
-            done = {v for (v,) in await cur.fetchall()}
-            for m in migrations("postgres"):
-                if m.version in done:
-                    continue
-                await conn.execute(m.sql.encode())
-                if self.timescale and m.timescale_sql:
-                    await conn.execute(m.timescale_sql.encode())
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (m.version, m.name),
-                )
-                applied.append(m.version)
-        return applied
+        try:
+            return await self._migrate()
+        except psycopg.Error as e:
+            raise StoreError(f"migrating the PostgreSQL store failed: {e}") from e
+
+    async def _migrate(self) -> list[int]:
+        async with self.pool.connection() as conn:
+            self.timescale = await timescale_available(conn)
+            return await upgrade_postgres(conn, timescale=self.timescale)
+
+    async def migration_status(self) -> MigrationStatus:
+        """Read-only: the applied and the pending migrations."""
+        try:
+            async with self.pool.connection() as conn:
+                return await postgres_status(conn)
+        except psycopg.Error as e:
+            raise StoreError(f"reading the migrations failed: {e}") from e
 
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]:
         rows = await self._fetch(_in_channels(r.STATE_SQL), (list(channel_ids),))
