@@ -168,11 +168,18 @@ async def timescale_available(conn: psycopg.AsyncConnection[Any]) -> bool:
     return await cur.fetchone() is not None
 
 
+async def _timescale_installed(conn: psycopg.AsyncConnection[Any]) -> bool:
+    cur = await conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+    return await cur.fetchone() is not None
+
+
 async def upgrade_postgres(
     conn: psycopg.AsyncConnection[Any], *, timescale: bool, upto: int | None = None
 ) -> list[int]:
     """Apply the pending migrations (those up to `upto` if given), with their TimescaleDB parts
-    when `timescale`, in one transaction under the advisory lock; return the versions applied.
+    when `timescale` (the extension is available) and the database is new or already has the
+    extension: one that began on plain PostgreSQL stays plain when the package comes later. In
+    one transaction under the advisory lock; return the versions applied.
 
     A replica that waited for the lock reads schema_migrations after the winner committed and
     applies nothing twice.
@@ -183,6 +190,7 @@ async def upgrade_postgres(
         await conn.execute(_POSTGRES_TABLE)
         cur = await conn.execute("SELECT version FROM schema_migrations")
         done = {v for (v,) in await cur.fetchall()}
+        timescale = timescale and (not done or await _timescale_installed(conn))
         for m in _pending("postgres", done, upto):
             await conn.execute(m.sql.encode())
             if timescale and m.timescale_sql:

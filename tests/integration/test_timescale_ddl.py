@@ -12,9 +12,10 @@ import asyncio
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import psycopg
 import pytest
 
-from services.store.migrate import migrations
+from services.store.migrate import migrations, upgrade_postgres
 from services.store.timescale import TimescaleStore
 from tests.harness import free_port
 from tests.peers.harness import pglite_timescale
@@ -381,3 +382,20 @@ async def test_roll_ups_on_plain_postgres_give_the_same_rows(pg_dsn: str) -> Non
         await _insert_buckets(store, SAMPLE_BUCKETS)
         for view, width in ROLL_UPS.items():
             assert await _roll_up(store, view) == _expected_roll_up(SAMPLE_BUCKETS, width), view
+
+
+@pytest.mark.peers
+async def test_a_database_begun_on_plain_postgresql_stays_plain_when_timescaledb_comes(
+    timescale_dsn: str,
+) -> None:
+    """The package installed later must not break start-up: TimescaleDB parts are applied to
+    new databases and to databases that have the extension, not to plain ones."""
+    async with asyncio.timeout(TEST_TIMEOUT_S):
+        async with await psycopg.AsyncConnection.connect(timescale_dsn) as conn:
+            await upgrade_postgres(conn, timescale=False, upto=5)  # as on plain PostgreSQL
+        async with TimescaleStore(timescale_dsn, max_connections=1) as store:
+            versions = await _query(store, "SELECT max(version) FROM schema_migrations")
+            installed = await _query(
+                store, "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+            )
+    assert versions == [(migrations("postgres")[-1].version,)] and installed == []
