@@ -16,6 +16,7 @@ import uvicorn
 from psycopg.conninfo import conninfo_to_dict
 
 from compute.errors import PlantPulseError
+from compute.model import NS_PER_S
 from compute.plant import Plant
 from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
@@ -25,6 +26,7 @@ from services.buffer import DiskBuffer
 from services.bus import Bus
 from services.bus.kafka import KafkaBus
 from services.bus.memory import MemoryBus
+from services.export import Exported, export
 from services.gateway import run_gateway
 from services.metrics import Registry
 from services.metrics_http import metrics_server
@@ -231,3 +233,12 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
             await server.serve()
             for t in tasks:
                 t.cancel()
+
+
+async def run_export(
+    settings: Settings, channel_ids: list[str], start_ns: int, end_ns: int, out_dir: Path
+) -> Exported:
+    async with open_store(settings) as store:
+        return await export(
+            store, channel_ids, start_ns, end_ns, settings.bucket_s * NS_PER_S, out_dir
+        )

@@ -141,3 +141,24 @@ def test_pt_pg_dsn_still_selects_postgresql_unless_a_store_url_is_set(tmp_path: 
     url = f"sqlite:///{tmp_path}/s.sqlite3"
     r = _plantpulse("db", "status", env={**env, "PT_PG_DSN": dsn, "PT_STORE__URL": url})
     assert r.returncode == 0 and f"store: sqlite {tmp_path}/s.sqlite3" in r.stdout
+
+
+def test_export_writes_a_sites_readings_and_says_what_is_wrong(
+    example_plant_file: Path, tmp_path: Path
+) -> None:
+    env = {
+        **_store_env(f"sqlite:///{tmp_path / 's.sqlite3'}"),
+        "PT_CONFIG": str(example_plant_file),
+    }
+    period = ("--start", "2026-11-23T12:00", "--end", "2026-11-23T13:00")
+    ok = _plantpulse("export", "--site", "suzhou", *period, "--out", str(tmp_path / "out"), env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "0 readings, 0 buckets of 19 channels" in ok.stdout  # an empty store: empty files
+    assert (tmp_path / "out" / "readings.csv").read_text().startswith("channel_id,ts_utc,")
+    manifest = (tmp_path / "out" / "manifest.json").read_text()
+    assert '"start_utc": "2026-11-23T04:00:00.000000+00:00"' in manifest  # site time, Shanghai
+    ghost = _plantpulse("export", "--channels", "ghost.x", *period, "--out", "x", env=env)
+    assert ghost.returncode == 2 and "unknown channels ['ghost.x']" in ghost.stderr
+    backwards = ("--start", "2026-11-23T13:00", "--end", "2026-11-23T12:00")
+    bad = _plantpulse("export", "--site", "suzhou", *backwards, "--out", "x", env=env)
+    assert bad.returncode == 2 and "--end: must be after --start" in bad.stderr
