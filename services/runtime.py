@@ -34,6 +34,7 @@ from services.publisher import LazyBus
 from services.settings import Settings, StoreKind
 from services.store import Store
 from services.store.migrate import MigrationStatus, status_of
+from services.store.records import channel_configs
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
@@ -169,8 +170,16 @@ async def run_gateway_process(plant: Plant, settings: Settings) -> None:
             )
 
 
+async def record_plant(store: Store, plant: Plant) -> None:
+    """Append each channel whose configuration changed since the last start to its history."""
+    changed = await store.record_config(channel_configs(plant), time.time_ns())
+    if changed:
+        log.info("configuration recorded for %d channels (new or changed)", changed)
+
+
 async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
     async with open_kafka(settings) as bus, open_store(settings) as store:
+        await record_plant(store, plant)
         await aggregator(plant, bus, store, settings).run()
 
 
@@ -198,6 +207,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
     """Simulators, gateway, MemoryBus, aggregator, SqliteStore and API in one process."""
     sim = PlantSimulator(plant, seed=seed, start_ns=_simulator_epoch(settings.data_dir, seed))
     async with serve(sim), MemoryBus() as bus, SqliteStore(settings.sqlite_path) as store:
+        await record_plant(store, plant)
         registry = Registry()
         server = api_server(plant, store, settings, registry)
         async with asyncio.TaskGroup() as tg:

@@ -15,8 +15,10 @@ import numpy.typing as npt
 
 from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
 from compute.denominators import PeriodValue
+from compute.emissions import EmissionFactor
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
+from services.store.records import AuditEntry, ConfigVersion
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,6 +135,25 @@ class Store(Protocol):
     ) -> list[StoredReading]:
         """Up to `limit` raw readings of the channels in [start_ns, end_ns), ordered by
         (channel_id, ts_ns) and after `after`: ("", NO_TS) for the first page."""
+        ...
+
+    async def record_config(self, configs: dict[str, tuple[str, str]], at_ns: int) -> int:
+        """Append the channels whose configuration (sha256, JSON) differs from the latest
+        recorded one; return how many were appended."""
+        ...
+
+    async def config_history(self, channel_id: str) -> list[ConfigVersion]: ...
+
+    async def add_emission_factor(self, f: EmissionFactor, recorded_at_ns: int) -> None:
+        """Add a factor version; an existing (id, version) raises DuplicateRecordError."""
+        ...
+
+    async def emission_factors(self) -> list[EmissionFactor]: ...
+
+    async def append_audit(self, e: AuditEntry) -> None: ...
+
+    async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
+        """The audit entries, oldest first, of one subject or of all."""
         ...
 
     async def add_period_value(self, v: PeriodValue) -> None:

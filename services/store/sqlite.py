@@ -12,16 +12,19 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from compute.aggregate import ChannelState
 from compute.denominators import PeriodValue, check_new
+from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
+from services.store import records as rec
 from services.store import rows as r
 from services.store.migrate import MigrationStatus, sqlite_status, upgrade_sqlite
+from services.store.records import AuditEntry, ConfigVersion
 
 T = TypeVar("T")
 
@@ -222,6 +225,46 @@ class SqliteStore:
 
         return await self._run(q)
 
+    async def record_config(self, configs: dict[str, tuple[str, str]], at_ns: int) -> int:
+        def tx(db: sqlite3.Connection) -> int:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                latest = db.execute(rec.LATEST_CONFIG_SQL).fetchall()
+                rows = rec.changed_configs(configs, latest, at_ns)
+                db.executemany(_q(rec.INSERT_CONFIG_SQL), rows)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return len(rows)
+
+        return await self._run(tx)
+
+    async def config_history(self, channel_id: str) -> list[ConfigVersion]:
+        rows = await self._fetch(rec.CONFIG_HISTORY_SQL, (channel_id,))
+        return [rec.config_version(row) for row in rows]
+
+    async def add_emission_factor(self, f: EmissionFactor, recorded_at_ns: int) -> None:
+        try:
+            await self._fetch(rec.INSERT_FACTOR_SQL, rec.factor_row(f, recorded_at_ns))
+        except sqlite3.IntegrityError as e:
+            raise rec.DuplicateRecordError(f"emission factor {f.ref} exists: {e}") from e
+
+    async def emission_factors(self) -> list[EmissionFactor]:
+        return [rec.factor(row) for row in await self._fetch(rec.FACTORS_SQL, ())]
+
+    async def append_audit(self, e: AuditEntry) -> None:
+        await self._fetch(rec.INSERT_AUDIT_SQL, rec.audit_row(e))
+
+    async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
+        return [
+            rec.audit_entry(row) for row in await self._fetch(rec.AUDIT_SQL, (subject, subject))
+        ]
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """One statement in its own transaction (autocommit), its rows."""
+        return await self._run(lambda db: db.execute(_q(sql), tuple(params)).fetchall())
+
     async def add_period_value(self, v: PeriodValue) -> None:
         def tx(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
@@ -260,6 +303,10 @@ class SqliteStore:
             return {row[0]: r.total(row) for row in cur}
 
         return await self._run(q)
+
+
+def _q(sql: str) -> str:
+    return sql.replace("%s", "?")
 
 
 def _in_channels(sql: str) -> str:

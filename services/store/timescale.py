@@ -16,10 +16,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from compute.aggregate import ChannelState, select
 from compute.denominators import PeriodValue, check_new
+from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
+from services.store import records as rec
 from services.store import rows as r
 from services.store.migrate import (
     MigrationStatus,
@@ -27,6 +29,7 @@ from services.store.migrate import (
     timescale_available,
     upgrade_postgres,
 )
+from services.store.records import AuditEntry, ConfigVersion
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
@@ -211,6 +214,47 @@ class TimescaleStore:
         sql = _in_channels(r.READINGS_PAGE_SQL)
         rows = await self._fetch(sql, (list(channel_ids), start_ns, end_ns, *after, limit))
         return [r.stored(row) for row in rows]
+
+    async def record_config(self, configs: dict[str, tuple[str, str]], at_ns: int) -> int:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute("LOCK TABLE channel_config IN SHARE ROW EXCLUSIVE MODE")
+                cur = await conn.execute(rec.LATEST_CONFIG_SQL.encode())
+                rows = rec.changed_configs(configs, await cur.fetchall(), at_ns)
+                async with conn.cursor() as c:
+                    await c.executemany(rec.INSERT_CONFIG_SQL.encode(), rows)
+            return len(rows)
+        except psycopg.Error as e:
+            raise StoreError(f"recording the channel configuration failed: {e}") from e
+
+    async def config_history(self, channel_id: str) -> list[ConfigVersion]:
+        rows = await self._fetch(rec.CONFIG_HISTORY_SQL, (channel_id,))
+        return [rec.config_version(row) for row in rows]
+
+    async def add_emission_factor(self, f: EmissionFactor, recorded_at_ns: int) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    rec.INSERT_FACTOR_SQL.encode(), rec.factor_row(f, recorded_at_ns)
+                )
+        except psycopg.errors.UniqueViolation as e:
+            raise rec.DuplicateRecordError(f"emission factor {f.ref} exists: {e}") from e
+        except psycopg.Error as e:
+            raise StoreError(f"adding emission factor {f.ref} failed: {e}") from e
+
+    async def emission_factors(self) -> list[EmissionFactor]:
+        return [rec.factor(row) for row in await self._fetch(rec.FACTORS_SQL, ())]
+
+    async def append_audit(self, e: AuditEntry) -> None:
+        try:
+            async with self.pool.connection() as conn:
+                await conn.execute(rec.INSERT_AUDIT_SQL.encode(), rec.audit_row(e))
+        except psycopg.Error as err:
+            raise StoreError(f"writing the audit log failed: {err}") from err
+
+    async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
+        rows = await self._fetch(rec.AUDIT_SQL, (subject, subject))
+        return [rec.audit_entry(row) for row in rows]
 
     async def add_period_value(self, v: PeriodValue) -> None:
         try:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from compute.aggregate import ChannelSpec, ChannelState, step
 from compute.denominators import PeriodValue, PeriodValueError
+from compute.emissions import Activity, EmissionFactor
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS, NS_PER_S, Quality, ReadingBatch
+from compute.plant import Plant, parse_plant
 from services.store import Revisions, Store, StoreWrite
+from services.store.records import AuditEntry, DuplicateRecordError, channel_configs
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
@@ -228,3 +235,65 @@ async def test_readings_come_back_page_by_page_in_order(store: Store) -> None:
         after = (page[-1].channel_id, page[-1].ts_ns)
     expected = [(c, t, float(t)) for c in ("m.energy", "m.temp") for t in range(1, 6)]
     assert got == expected
+
+
+async def test_configuration_changes_are_recorded_once_each(store: Store, plant: Plant) -> None:
+    configs = channel_configs(plant)
+    assert await store.record_config(configs, at_ns=1) == len(plant.channels)
+    assert await store.record_config(configs, at_ns=2) == 0  # a restart with the same config
+    key = "line-1-meter.energy-import"
+    changed = copy.deepcopy(plant.model.model_dump(by_alias=True))
+    for m in changed["meters"]:
+        if m["id"] == "line-1-meter":
+            m["channels"][0]["max_rate_per_h"] = 3000.0
+    assert await store.record_config(channel_configs(parse_plant(changed)), at_ns=3) == 1
+    history = await store.config_history(key)
+    assert [v.recorded_at_ns for v in history] == [1, 3]
+    assert '"max_rate_per_h":3000.0' in history[1].config
+
+
+async def test_factors_and_audit_entries_are_added_never_replaced(store: Store) -> None:
+    grid = EmissionFactor(
+        id="cn-grid",
+        version="2022",
+        activity=Activity.ELECTRICITY_GRID,
+        region="CN",
+        valid_from_ns=0,
+        value=0.5703,
+        unit="tCO2/MWh",
+        source="MEE 2024 notice",
+    )
+    await store.add_emission_factor(grid, recorded_at_ns=5)
+    with pytest.raises(DuplicateRecordError, match="cn-grid@2022"):
+        await store.add_emission_factor(grid, recorded_at_ns=6)
+    assert await store.emission_factors() == [grid]
+    entry = AuditEntry(
+        at_ns=7,
+        actor="j.doe",
+        action="threshold changed",
+        subject="cleanroom-a-env.pressure-diff",
+        old_value="10",
+        new_value="12",
+        reason="SOP-114 rev 3",
+    )
+    await store.append_audit(entry)
+    await store.append_audit(dataclasses.replace(entry, subject="other", at_ns=8))
+    assert await store.audit_log("cleanroom-a-env.pressure-diff") == [entry]
+    assert len(await store.audit_log()) == 2
+
+
+async def test_append_only_records_refuse_updates_and_deletes(store: Store) -> None:
+    entry = AuditEntry(
+        at_ns=1, actor="a", action="x", subject="s", old_value=None, new_value="1", reason="r"
+    )
+    await store.append_audit(entry)
+    for sql in ("UPDATE audit_log SET actor = 'b'", "DELETE FROM audit_log"):
+        if isinstance(store, SqliteStore):
+            with sqlite3.connect(store.path) as db, pytest.raises(sqlite3.DatabaseError) as e:
+                db.execute(sql)
+        else:
+            assert isinstance(store, TimescaleStore)
+            with psycopg.connect(store.dsn) as conn, pytest.raises(psycopg.Error) as e:
+                conn.execute(sql)
+        assert "audit_log is append-only" in str(e.value)
+    assert await store.audit_log() == [entry]
