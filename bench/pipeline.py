@@ -31,6 +31,7 @@ import psycopg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.quix_compare import produce_batches
+from bench.raw_copy import copy_rows, raw_table
 from compute.aggregate import ChannelState, step
 from compute.model import NS_PER_S, Quality, ReadingBatch
 from compute.plant import Plant
@@ -327,23 +328,11 @@ def rows_of(batches: Sequence[ReadingBatch]) -> Iterator[tuple[Any, ...]]:
 
 async def raw_copy(dsn: str, batches: Sequence[ReadingBatch]) -> float:
     """Seconds for one binary COPY of every reading into an unindexed, unlogged table."""
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("DROP TABLE IF EXISTS bench_raw")
-        await conn.execute(
-            "CREATE UNLOGGED TABLE bench_raw (channel_id text, ts_ns bigint, value float8,"
-            " quality int2, receive_ts_ns bigint, server_ts_ns bigint)"
-        )
-        t = time.perf_counter()
-        async with (
-            conn.cursor() as cur,
-            cur.copy("COPY bench_raw FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["text", "int8", "float8", "int2", "int8", "int8"])
-            for row in rows_of(batches):
-                await copy.write_row(row)
-        raw_s = time.perf_counter() - t
-        await conn.execute("DROP TABLE bench_raw")
-    return raw_s
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        raw_table(conn),
+    ):
+        return await copy_rows(conn, rows_of(batches))
 
 
 async def run_until_committed(

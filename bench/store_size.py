@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import psycopg
 
 from bench.aggregator import batches
+from bench.raw_copy import copy_rows, raw_table
 from bench.store_writer import database
 from compute.aggregate import ChannelSpec, ChannelState, Readings, step
 from compute.model import NS_PER_S, ReadingBatch
@@ -126,22 +127,10 @@ async def postgres(dsn: str, n: int, per_step: int, epoch_ns: int, raw: float) -
         (packed,) = await cur.fetchone() or (0,)
 
         # baseline: the same rows, binary COPY into an unindexed, unlogged table
-        await conn.execute("DROP TABLE IF EXISTS bench_raw")
-        await conn.execute(
-            "CREATE UNLOGGED TABLE bench_raw (channel_id text, ts_ns bigint, value float8,"
-            " quality int2, receive_ts_ns bigint, server_ts_ns bigint)"
-        )
-        async with (
-            conn.cursor() as cur,
-            cur.copy("COPY bench_raw FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["text", "int8", "float8", "int2", "int8", "int8"])
-            for rs in readings:
-                for row in r.reading_rows(rs):
-                    await copy.write_row(row)
-        c_rows, _, _, c_total = await sizes(conn, "bench_raw")
+        async with raw_table(conn) as baseline:
+            await copy_rows(conn, (row for rs in readings for row in r.reading_rows(rs)))
+            c_rows, _, _, c_total = await sizes(conn, baseline)
         assert c_rows == written, (c_rows, written)
-        await conn.execute("DROP TABLE bench_raw")
 
     print(f"PostgreSQL (TimescaleStore.write, {secs:.1f} s to write {written:,} readings):")
     print(per("baseline: raw COPY, unindexed, unlogged", c_total, n_rows, raw))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 import psycopg
 
 from bench.aggregator import batches
+from bench.raw_copy import copy_rows, raw_table
 from compute.aggregate import ChannelSpec, step
 from compute.model import NS_PER_S
 from services.store import StoreWrite
@@ -43,41 +45,42 @@ async def run(dsn: str, n: int) -> None:
     w = StoreWrite(
         readings=result.readings, buckets=result.buckets, state=result.state, events=result.events
     )
+    fresh = dataclasses.replace(w, new=result.fresh)  # as the aggregator writes new readings
     rows = list(r.reading_rows(result.readings))
 
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        await conn.execute("DROP TABLE IF EXISTS bench_raw")
-        await conn.execute(
-            "CREATE UNLOGGED TABLE bench_raw (channel_id text, ts_ns bigint, value float8,"
-            " quality int2, receive_ts_ns bigint, server_ts_ns bigint)"
-        )
-        t = time.perf_counter()
-        async with (
-            conn.cursor() as cur,
-            cur.copy("COPY bench_raw FROM STDIN (FORMAT BINARY)") as copy,
-        ):
-            copy.set_types(["text", "int8", "float8", "int2", "int8", "int8"])
-            for row in rows:
-                await copy.write_row(row)
-        raw_s = time.perf_counter() - t
-        await conn.execute("DROP TABLE bench_raw")
+    async with (
+        await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn,
+        raw_table(conn),
+    ):
+        raw_s = await copy_rows(conn, rows)
 
     async with TimescaleStore(dsn) as store:
-        async with store.pool.connection() as conn:
-            await conn.execute("TRUNCATE readings, buckets, channel_state, latest")
-        t = time.perf_counter()
-        await store.write(w)
-        ours_s = time.perf_counter() - t
-        t = time.perf_counter()
-        await store.write(w)  # a redelivery: every row conflicts
-        replay_s = time.perf_counter() - t
+
+        async def timed(write: StoreWrite) -> float:
+            started = time.perf_counter()
+            await store.write(write)
+            return time.perf_counter() - started
+
+        async def empty() -> None:
+            async with store.pool.connection() as conn:
+                await conn.execute("TRUNCATE readings, buckets, channel_state, latest")
+
+        await empty()
+        new_s = await timed(fresh)  # straight into readings
+        await empty()
+        merged_s = await timed(w)  # every reading through staging and ON CONFLICT
+        replay_s = await timed(w)  # a redelivery: every row conflicts
 
     n_rows = len(rows)
     print(f"readings: {n_rows:,}, bucket rows: {len(result.buckets.n):,}")
-    print(f"raw COPY (baseline):      {raw_s:7.3f} s  {n_rows / raw_s / 1e3:8.1f} k rows/s")
-    print(f"TimescaleStore.write:     {ours_s:7.3f} s  {n_rows / ours_s / 1e3:8.1f} k rows/s")
-    print(f"same write replayed:      {replay_s:7.3f} s  {n_rows / replay_s / 1e3:8.1f} k rows/s")
-    print(f"ratio write / raw COPY:   {ours_s / raw_s:7.2f}x the time")
+    for what, secs in (
+        ("raw COPY (baseline)", raw_s),
+        ("write, readings new", new_s),
+        ("write, all merged", merged_s),
+        ("same write replayed", replay_s),
+    ):
+        print(f"{what:<26}{secs:7.3f} s  {n_rows / secs / 1e3:8.1f} k rows/s")
+    print(f"ratio of raw COPY's rate:  new {raw_s / new_s:.2f}, merged {raw_s / merged_s:.2f}")
 
 
 def main() -> None:
