@@ -16,13 +16,20 @@ COLUMNS = (
     " server_ts_ns bigint)"
 )
 TYPES = ["text", "int8", "float8", "int2", "int8", "int8"]
+READINGS_COLUMNS = "(channel_id, ts_ns, value, quality, receive_ts_ns, server_ts_ns)"
 
 
 @contextlib.asynccontextmanager
-async def raw_table(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
-    """The empty baseline table for the block, dropped after it."""
+async def raw_table(
+    conn: psycopg.AsyncConnection[Any], *, like_readings: bool = False
+) -> AsyncIterator[str]:
+    """The empty baseline table for the block, dropped after it: unindexed and unlogged, or
+    like_readings, a copy of the readings table with its primary key."""
     await conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-    await conn.execute(f"CREATE UNLOGGED TABLE {TABLE} {COLUMNS}")
+    if like_readings:
+        await conn.execute(f"CREATE TABLE {TABLE} (LIKE readings INCLUDING ALL)")
+    else:
+        await conn.execute(f"CREATE UNLOGGED TABLE {TABLE} {COLUMNS}")
     try:
         yield TABLE
     finally:
@@ -32,7 +39,8 @@ async def raw_table(conn: psycopg.AsyncConnection[Any]) -> AsyncIterator[str]:
 async def copy_rows(conn: psycopg.AsyncConnection[Any], rows: Iterable[tuple[Any, ...]]) -> float:
     """Seconds to COPY the rows (in the readings' column order) into the baseline table."""
     started = time.perf_counter()
-    async with conn.cursor() as cur, cur.copy(f"COPY {TABLE} FROM STDIN (FORMAT BINARY)") as copy:
+    sql = f"COPY {TABLE} {READINGS_COLUMNS} FROM STDIN (FORMAT BINARY)"
+    async with conn.cursor() as cur, cur.copy(sql) as copy:
         copy.set_types(TYPES)
         for row in rows:
             await copy.write_row(row)
