@@ -16,17 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 from compute import kernels
-from compute.aggregate import (
-    BucketDeltas,
-    ChannelSpec,
-    Readings,
-    counter_pass,
-    merge_buckets,
-    no_buckets,
-    select,
-    select_buckets,
-    sorted_unique,
-)
+from compute.aggregate import ChannelSpec, Readings, counter_pass, select, sorted_unique
+from compute.buckets import BucketDeltas, merge_buckets, no_buckets, select_buckets
 from compute.model import NO_TS, Quality
 
 

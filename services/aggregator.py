@@ -16,15 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from compute import codec
-from compute.aggregate import (
-    BucketDeltas,
-    ChannelSpec,
-    Readings,
-    Replacement,
-    bucket_columns,
-    merge_buckets,
-    step,
-)
+from compute.aggregate import ChannelSpec, Readings, Replacement, step
+from compute.buckets import BucketDeltas, bucket_columns, merge_buckets
 from compute.errors import CodecError, PlantPulseError
 from compute.late import closed_part, recount, stored_readings
 from compute.model import NS_PER_S, ReadingBatch, datetime_ns

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from compute.aggregate import BucketDeltas
+from compute.buckets import BucketDeltas
 from compute.demand import DemandState, close_demand, new_demand_state
 from compute.indicators import Coverage, Denominator, Figure, intensity
 from compute.model import NO_TS, NS_PER_S, datetime_ns

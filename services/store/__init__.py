@@ -13,7 +13,8 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.aggregate import ChannelState, CounterEvents, Readings
+from compute.buckets import BucketDeltas
 from compute.denominators import PeriodValue
 from compute.emissions import EmissionFactor
 from compute.indicators import Denominator

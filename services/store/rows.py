@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from compute.aggregate import BucketDeltas, ChannelState, CounterEvents, Readings
+from compute.aggregate import ChannelState, CounterEvents, Readings
+from compute.buckets import BucketDeltas
 from compute.denominators import PeriodValue
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
