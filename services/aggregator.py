@@ -22,6 +22,7 @@ from compute.errors import CodecError, PlantPulseError
 from compute.late import closed_part, recount, stored_readings
 from compute.model import NS_PER_S, ReadingBatch, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
+from compute.rollups import rollup_deltas
 from compute.windows import RollingSpec
 from services.bus import Bus, Message, Subscription
 from services.live import LiveWindows
@@ -121,6 +122,7 @@ class Aggregator:
         publish_interval_s: float = 5.0,
     ) -> None:
         self.specs = channel_specs(plant)
+        self.tz_of = {k: r.site.timezone for k, r in plant.channels.items()}
         self.check = ChannelCheck(self.specs)
         self.bus = bus
         self.store = store
@@ -184,6 +186,7 @@ class Aggregator:
                 events=result.events,
                 revisions=revisions,
                 new=result.fresh,
+                rollups={p.value: d for p, d in rollup_deltas(buckets, self.tz_of).items()},
             )
         )
         self.live.apply(buckets, now_ns)

@@ -21,7 +21,7 @@ from services.api_indicators import indicator_routes
 from services.api_time import iso, time_range
 from services.metrics import Registry
 from services.metrics_http import metrics_response
-from services.series import idle_over, series_points
+from services.series import idle_over, period_totals, series_points
 from services.store import Latest, Store
 
 
@@ -251,7 +251,7 @@ def create_app(
             for r in plant.channels.values()
             if r.site.id == site and r.channel.kind is ChannelKind.COUNTER
         ]
-        sums = await store.totals([r.key for r in refs], a, b)
+        sums = await period_totals(store, [r.key for r in refs], a, b, tz.key)
         channels = []
         for r in refs:
             t = sums.get(r.key)

@@ -17,6 +17,7 @@ from compute.indicators import Coverage, Denominator, Figure, intensity
 from compute.model import NS_PER_S
 from compute.plant import ChannelKind, ChannelRef, Plant, Utility
 from services.api_time import bound_ns, iso, time_range
+from services.series import period_totals
 from services.store import Store
 
 
@@ -124,7 +125,8 @@ def indicator_routes(
         return [value_out(v, tz) for v in await store.period_values(site, kind, a, b)]
 
     async def counters_total(refs: list[ChannelRef], unit: str, a: int, b: int) -> Figure:
-        sums = await store.totals([r.key for r in refs], a, b)
+        tz = refs[0].site.timezone  # one site's channels
+        sums = await period_totals(store, [r.key for r in refs], a, b, tz)
         expected = sum(int((b - a) / (r.meter.interval_s * NS_PER_S)) for r in refs)
         received = sum(t.n for t in sums.values())
         good = sum(t.n_good for t in sums.values())

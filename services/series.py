@@ -11,7 +11,8 @@ import numpy as np
 from compute.calendar import Period, PeriodBuckets, rollup
 from compute.indicators import idle_energy
 from compute.model import NO_TS
-from services.store import Bucket
+from compute.rollups import plan
+from services.store import Bucket, ChannelTotal, Store
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,4 +121,32 @@ def idle_over(
         idle_buckets=result.buckets,
         missing_buckets=result.missing_buckets,
         unknown_buckets=int((~known).sum()),
+    )
+
+
+async def period_totals(
+    store: Store, channel_ids: Sequence[str], start_ns: int, end_ns: int, tz: str
+) -> dict[str, ChannelTotal]:
+    """Per channel, the totals over [start_ns, end_ns): whole local days and hours from the
+    roll-ups, the rest from the base buckets (compute.rollups.plan)."""
+    out: dict[str, ChannelTotal] = {}
+    for part in plan(start_ns, end_ns, tz, await store.rollups_from_ns()):
+        if part.source == "buckets":
+            got = await store.totals(channel_ids, part.start_ns, part.end_ns)
+        else:
+            got = await store.rollup_totals(channel_ids, part.source, part.start_ns, part.end_ns)
+        for key, t in got.items():
+            before = out.get(key)
+            out[key] = t if before is None else _add(before, t)
+    return out
+
+
+def _add(a: ChannelTotal, b: ChannelTotal) -> ChannelTotal:
+    return ChannelTotal(
+        channel_id=a.channel_id,
+        sum=a.sum + b.sum,
+        estimated=a.estimated + b.estimated,
+        n=a.n + b.n,
+        n_good=a.n_good + b.n_good,
+        buckets=a.buckets + b.buckets,
     )

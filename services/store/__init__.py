@@ -6,7 +6,7 @@ replay after a crash finds the state it left and counts nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,6 +42,7 @@ class StoreWrite:
     events: CounterEvents
     revisions: Revisions | None = None
     new: npt.NDArray[np.bool_] | None = None
+    rollups: Mapping[str, BucketDeltas] | None = None  # roll-up deltas per period name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,7 +84,7 @@ class ChannelTotal:
     estimated: float
     n: int
     n_good: int
-    buckets: int
+    buckets: int  # rows summed: base buckets, or roll-ups where they served
 
 
 class Store(Protocol):
@@ -167,6 +168,16 @@ class Store(Protocol):
         self, site: str, kind: Denominator, start_ns: int, end_ns: int
     ) -> list[PeriodValue]:
         """Every version of the site's values of that kind whose period overlaps the range."""
+        ...
+
+    async def rollups_from_ns(self) -> int:
+        """Roll-ups are complete for periods starting at or after this (rollup_start)."""
+        ...
+
+    async def rollup_totals(
+        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
+        """Sums over the roll-ups of a period kind ("hour", "day") starting in the range."""
         ...
 
     async def totals(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,11 @@ SERIES_MANY_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
     " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
 )
+ROLLUP_TOTALS_SQL = (
+    "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM rollups"
+    " WHERE {in_channels} AND period = %s AND period_start_ns >= %s AND period_start_ns < %s"
+    " GROUP BY channel_id"
+)
 TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM buckets"
     " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
@@ -105,6 +110,19 @@ def latest_rows(r: Readings) -> Iterator[tuple[str, int, float | None, int, int]
         )
 
 
+# How a bucket or roll-up row absorbs a delta row (PostgreSQL: the existing row is "b").
+MERGE_SET = """
+    n = b.n + excluded.n,
+    n_good = b.n_good + excluded.n_good,
+    sum = b.sum + excluded.sum,
+    estimated = b.estimated + excluded.estimated,
+    min = LEAST(b.min, excluded.min),
+    max = GREATEST(b.max, excluded.max),
+    last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(b.last_ts_ns, -1)
+                THEN excluded.last ELSE b.last END,
+    last_ts_ns = GREATEST(b.last_ts_ns, excluded.last_ts_ns)"""
+
+
 def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
     """Rows in the buckets table's column order."""
     for c, s, n, ng, sm, mn, mx, la, lt, est in zip(
@@ -122,6 +140,13 @@ def bucket_rows(b: BucketDeltas) -> Iterator[tuple[Any, ...]]:
     ):
         last_ts = lt if _f(la) is not None else None
         yield b.keys[c], s, n, ng, sm, _f(mn), _f(mx), _f(la), last_ts, est
+
+
+def rollup_rows(rollups: Mapping[str, BucketDeltas]) -> Iterator[tuple[Any, ...]]:
+    """Rows in the rollups table's column order, from roll-up deltas per period name."""
+    for period, deltas in rollups.items():
+        for key, *rest in bucket_rows(deltas):
+            yield key, period, *rest
 
 
 def state_rows(state: dict[str, ChannelState]) -> Iterator[tuple[str, int, int, float, int, float]]:

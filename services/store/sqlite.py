@@ -28,11 +28,8 @@ from services.store.records import AuditEntry, ConfigVersion
 
 T = TypeVar("T")
 
-_UPSERT_BUCKET = """
-INSERT INTO buckets
-    (channel_id, bucket_start_ns, n, n_good, sum, min, max, last, last_ts_ns, estimated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
+# SQLite's min() and max() of two values are NULL if either is: coalesce keeps the other.
+_MERGE_SET = """
     n = n + excluded.n,
     n_good = n_good + excluded.n_good,
     sum = sum + excluded.sum,
@@ -41,7 +38,18 @@ ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
     max = max(coalesce(max, excluded.max), coalesce(excluded.max, max)),
     last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(last_ts_ns, -1)
                 THEN excluded.last ELSE last END,
-    last_ts_ns = max(coalesce(last_ts_ns, -1), coalesce(excluded.last_ts_ns, -1))
+    last_ts_ns = max(coalesce(last_ts_ns, -1), coalesce(excluded.last_ts_ns, -1))"""
+_UPSERT_BUCKET = f"""
+INSERT INTO buckets
+    (channel_id, bucket_start_ns, n, n_good, sum, min, max, last, last_ts_ns, estimated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET {_MERGE_SET}
+"""
+_UPSERT_ROLLUP = f"""
+INSERT INTO rollups
+    (channel_id, period, period_start_ns, n, n_good, sum, min, max, last, last_ts_ns, estimated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (channel_id, period, period_start_ns) DO UPDATE SET {_MERGE_SET}
 """
 _UPSERT_STATE = f"""
 INSERT INTO channel_state ({r.STATE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)
@@ -137,6 +145,8 @@ class SqliteStore:
                     r.reading_rows(w.readings),
                 )
                 db.executemany(_UPSERT_BUCKET, r.bucket_rows(w.buckets))
+                if w.rollups:
+                    db.executemany(_UPSERT_ROLLUP, r.rollup_rows(w.rollups))
                 db.executemany(_UPSERT_STATE, r.state_rows(w.state))
                 db.executemany(
                     "INSERT OR IGNORE INTO counter_events VALUES (?, ?, ?, ?)",
@@ -292,6 +302,17 @@ class SqliteStore:
             return [r.period_value(row) for row in cur]
 
         return await self._run(q)
+
+    async def rollups_from_ns(self) -> int:
+        rows = await self._fetch("SELECT from_ns FROM rollup_start", ())
+        return int(rows[0][0])
+
+    async def rollup_totals(
+        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
+        sql = _in_channels(r.ROLLUP_TOTALS_SQL)
+        rows = await self._fetch(sql, (json.dumps(list(channel_ids)), period, start_ns, end_ns))
+        return {row[0]: r.total(row) for row in rows}
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int

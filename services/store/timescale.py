@@ -34,20 +34,14 @@ from services.store.records import AuditEntry, ConfigVersion
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_buckets (LIKE buckets) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_rollups (LIKE rollups) ON COMMIT DELETE ROWS;
 """
-_MERGE = """
+_MERGE = f"""
 INSERT INTO readings SELECT * FROM stage_readings ON CONFLICT DO NOTHING;
 INSERT INTO buckets AS b SELECT * FROM stage_buckets
-ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET
-    n = b.n + excluded.n,
-    n_good = b.n_good + excluded.n_good,
-    sum = b.sum + excluded.sum,
-    estimated = b.estimated + excluded.estimated,
-    min = LEAST(b.min, excluded.min),
-    max = GREATEST(b.max, excluded.max),
-    last = CASE WHEN coalesce(excluded.last_ts_ns, -1) > coalesce(b.last_ts_ns, -1)
-                THEN excluded.last ELSE b.last END,
-    last_ts_ns = GREATEST(b.last_ts_ns, excluded.last_ts_ns);
+ON CONFLICT (channel_id, bucket_start_ns) DO UPDATE SET {r.MERGE_SET};
+INSERT INTO rollups AS b SELECT * FROM stage_rollups
+ON CONFLICT (channel_id, period, period_start_ns) DO UPDATE SET {r.MERGE_SET};
 """
 _UPSERT_STATE = f"""
 INSERT INTO channel_state ({r.STATE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)
@@ -67,6 +61,10 @@ _READINGS_COLUMNS = (
     "readings (channel_id, ts_ns, value, quality, receive_ts_ns, server_ts_ns)"  # reading_rows'
 )
 _READING_TYPES = ["text", "int8", "float8", "int2", "int8", "int8"]
+_ROLLUP_TYPES = [
+    *("text", "text", "int8", "int8", "int8"),
+    *("float8", "float8", "float8", "float8", "int8", "float8"),
+]
 _BUCKET_TYPES = [
     *("text", "int8", "int8", "int8"),
     *("float8", "float8", "float8", "float8", "int8", "float8"),
@@ -154,6 +152,9 @@ class TimescaleStore:
                         maybe_stored = r.reading_rows(select(w.readings, ~new))
                         await _copy(cur, "stage_readings", _READING_TYPES, maybe_stored)
                     await _copy(cur, "stage_buckets", _BUCKET_TYPES, r.bucket_rows(w.buckets))
+                    if w.rollups:
+                        rollups = r.rollup_rows(w.rollups)
+                        await _copy(cur, "stage_rollups", _ROLLUP_TYPES, rollups)
                     await cur.execute(_MERGE.encode())
                     await cur.executemany(_UPSERT_STATE, list(r.state_rows(w.state)))
                     await cur.executemany(_INSERT_EVENT, list(r.event_rows(w.events)))
@@ -276,6 +277,17 @@ class TimescaleStore:
     ) -> list[PeriodValue]:
         rows = await self._fetch(r.PERIOD_VALUES_SQL, (site, kind.value, end_ns, start_ns))
         return [r.period_value(row) for row in rows]
+
+    async def rollups_from_ns(self) -> int:
+        rows = await self._fetch("SELECT from_ns FROM rollup_start", ())
+        return int(rows[0][0])
+
+    async def rollup_totals(
+        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    ) -> dict[str, ChannelTotal]:
+        sql = _in_channels(r.ROLLUP_TOTALS_SQL)
+        rows = await self._fetch(sql, (list(channel_ids), period, start_ns, end_ns))
+        return {row[0]: r.total(row) for row in rows}
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int

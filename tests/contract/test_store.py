@@ -18,6 +18,7 @@ from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS, NS_PER_S, Quality, ReadingBatch
 from compute.plant import Plant, parse_plant
+from compute.rollups import rollup_deltas
 from services.store import Revisions, Store, StoreWrite
 from services.store.records import AuditEntry, DuplicateRecordError, channel_configs
 from services.store.sqlite import SqliteStore
@@ -297,3 +298,28 @@ async def test_append_only_records_refuse_updates_and_deletes(store: Store) -> N
                 conn.execute(sql)
         assert "audit_log is append-only" in str(e.value)
     assert await store.audit_log() == [entry]
+
+
+async def test_rollups_merge_like_buckets(store: Store) -> None:
+    g = Quality.GOOD
+    hour = 3600 * NS_PER_S
+    for rows in ([("m.energy", 0, 1.0, g), ("m.energy", 90 * NS_PER_S, 4.0, g)],
+                 [("m.energy", 2 * hour + 60 * NS_PER_S, 10.0, g)]):  # fmt: skip
+        state = await store.load_state(["m.energy"])
+        r = step([_batch(rows)], SPECS, state, MIN)
+        rollups = rollup_deltas(r.buckets, {"m.energy": "Asia/Kolkata", "m.temp": "UTC"})
+        await store.write(
+            StoreWrite(
+                readings=r.readings,
+                buckets=r.buckets,
+                state=r.state,
+                events=r.events,
+                rollups={p.value: d for p, d in rollups.items()},
+            )
+        )
+    total = (await store.totals(["m.energy"], 0, 3 * hour))["m.energy"]
+    hours = (await store.rollup_totals(["m.energy"], "hour", -hour, 3 * hour))["m.energy"]
+    days = (await store.rollup_totals(["m.energy"], "day", -86_400 * NS_PER_S, hour))["m.energy"]
+    assert hours.sum == pytest.approx(total.sum) == pytest.approx(9.0)
+    assert (hours.n, hours.buckets) == (3, 3)  # Kolkata hours start at :30 UTC
+    assert days.sum == pytest.approx(9.0) and days.buckets == 1

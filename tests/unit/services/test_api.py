@@ -8,11 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from compute import codec
 from compute.aggregate import ChannelState, step
 from compute.model import NS_PER_S, Quality, ReadingBatch
 from compute.plant import Plant
-from services.aggregator import channel_specs
+from services.aggregator import Aggregator, channel_specs
 from services.api import create_app
+from services.bus import Message
+from services.bus.memory import MemoryBus
 from services.store import StoreWrite
 from services.store.sqlite import SqliteStore
 from tests.plants import meter, one_site
@@ -208,3 +211,42 @@ async def test_intensity_divides_by_recorded_period_values_or_production_counter
         "/v1/sites/suzhou/period-values", params={**period, "kind": "units_produced"}
     )
     assert [v["value"] for v in listed.json()] == [8.0]
+
+
+async def test_totals_from_rollups_equal_the_buckets_across_a_dst_day(tmp_path: Path) -> None:
+    energy = {"id": "e", "unit": "kWh", "kind": "counter", "utility": "electricity"}
+    berlin = one_site(
+        [meter("m", "opcua", "opc.tcp://h:4840", [{**energy, "node_id": "ns=2;s=e"}])],
+        timezone="Europe/Berlin",
+    )
+    day_start_s = 1_792_879_200  # 2026-10-25 00:00 in Berlin: 25 hours long
+    rows = [
+        ("m.e", (day_start_s + t) * NS_PER_S, 100.0 + t / 360 + (t % 7) / 10, Quality.GOOD)
+        for t in range(-3600, 27 * 3600, 600)
+    ]
+    batches = [
+        ReadingBatch.from_rows(meter_id="m", receive_ts_ns=0, rows=rows[i : i + 6])
+        for i in range(0, len(rows), 6)
+    ]
+    messages = [
+        Message(topic="t", partition=0, offset=i, key=b"m", value=codec.encode(b))
+        for i, b in enumerate(batches)
+    ]
+    async with SqliteStore(tmp_path / "s.sqlite3") as store:
+        agg = Aggregator(berlin, MemoryBus(), store, group="g", clock_ns=lambda: 2**62)
+        for m in messages:
+            await agg.handle([m])
+        transport = httpx.ASGITransport(app=create_app(berlin, store))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as api:
+            for start, end in (
+                ("2026-10-25T00:00", "2026-10-26T00:00"),  # one day roll-up
+                ("2026-10-24T23:30", "2026-10-26T00:30"),  # hours and buckets at both ends
+                ("2026-10-25T02:10", "2026-10-25T03:20"),  # inside the repeated hour
+            ):
+                params = {"start": start, "end": end}
+                total = (await api.get("/v1/sites/s/totals", params=params)).json()
+                series = (await api.get("/v1/channels/m.e/series", params=params)).json()
+                (elec,) = total["utilities"]
+                assert elec["total"] == pytest.approx(sum(p["value"] for p in series)), start
+                assert total["channels"][0]["samples"] == sum(p["samples"] for p in series)
+        assert await store.rollup_totals(["m.e"], "day", 0, 2**62)  # the day roll-up served
