@@ -50,6 +50,7 @@ bench: $(BENCH_BIN)/.installed
 	$(BENCH_BIN)/python -m bench.kernels
 	$(BENCH_BIN)/python -m bench.store_writer
 	$(BENCH_BIN)/python -m bench.store_size
+	$(BENCH_BIN)/python -m bench.year_totals
 	$(BENCH_BIN)/python -m bench.opcua_gateway
 	$(BENCH_BIN)/python -m bench.modbus_gateway
 	$(BENCH_BIN)/python -m bench.gateway_buffer
