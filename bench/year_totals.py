@@ -35,7 +35,7 @@ import psycopg
 import psycopg.sql
 
 from bench.store_writer import database
-from compute.aggregate import CounterEvents, Readings
+from compute.aggregate import no_events, no_readings
 from compute.buckets import BucketDeltas, select_buckets
 from compute.calendar import Period, period_bounds, periods_between
 from compute.model import NO_TS, NS_PER_S
@@ -141,26 +141,6 @@ def day(
         buckets=b if keep_all else select_buckets(b, b.channel == 0),
         expected=expected,
         minutes=len(b.n) // n_channels,
-    )
-
-
-def no_readings(keys: tuple[str, ...]) -> Readings:
-    z = np.zeros(0, np.int64)
-    return Readings(
-        keys=keys,
-        channel=z.astype(np.int32),
-        ts_ns=z,
-        value=np.zeros(0),
-        quality=z.astype(np.uint8),
-        receive_ts_ns=z,
-        server_ts_ns=z,
-    )
-
-
-def no_events(keys: tuple[str, ...]) -> CounterEvents:
-    z = np.zeros(0, np.int64)
-    return CounterEvents(
-        keys=keys, channel=z.astype(np.int32), ts_ns=z, event=z.astype(np.int8), value=np.zeros(0)
     )
 
 

@@ -259,7 +259,7 @@ def step(
     keys = tuple(sorted({c for b in batches for c in b.channel_ids}))
     st = [state.get(k, ChannelState()) for k in keys]
     last_ts = np.array([s.last_ts_ns for s in st], dtype=np.int64)
-    everything = sorted_unique(_concat(batches, keys)) if keys else _empty_readings(keys)
+    everything = sorted_unique(_concat(batches, keys)) if keys else no_readings(keys)
     fresh = everything.ts_ns > last_ts[everything.channel]
     if fresh.all():  # the usual case: nothing replayed or late
         late, r = select(everything, np.zeros(0, np.intp)), everything
@@ -271,7 +271,7 @@ def step(
             fresh=fresh,
             buckets=no_buckets(keys),
             state={},
-            events=_no_events(keys),
+            events=no_events(keys),
             late=late,
         )
     sp = [specs[k] for k in keys]
@@ -315,14 +315,14 @@ def step(
     )
 
 
-def _no_events(keys: tuple[str, ...]) -> CounterEvents:
+def no_events(keys: tuple[str, ...]) -> CounterEvents:
     z = np.zeros(0, np.int64)
     return CounterEvents(
         keys=keys, channel=z.astype(np.int32), ts_ns=z, event=z.astype(np.int8), value=np.zeros(0)
     )
 
 
-def _empty_readings(keys: tuple[str, ...]) -> Readings:
+def no_readings(keys: tuple[str, ...]) -> Readings:
     z = np.zeros(0, np.int64)
     return Readings(
         keys=keys,
