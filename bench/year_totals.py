@@ -310,11 +310,11 @@ async def zone_run(
     )
     await admin(dsn, ("TRUNCATE rollups, buckets", ()))
     expected = await load(store, pool, n, tz, qs)
-    # roll-ups are complete from the year's start: the migration put rollup_start two days
-    # after the newest bucket of an empty database (1970); set it explicitly
+    # roll-ups are complete from the year's start: the migrations put rollup_starts two days
+    # after the newest bucket of an empty database (1970); set them explicitly
     await admin(
         dsn,
-        ("UPDATE rollup_start SET from_ns = %s", (year_start,)),
+        ("UPDATE rollup_starts SET from_ns = %s", (year_start,)),
         ("VACUUM (ANALYZE) rollups", ()),
         ("VACUUM (ANALYZE) buckets", ()),
     )
@@ -330,8 +330,8 @@ async def zone_run(
     print(
         f"  stored: rollups {n_roll:,} rows, {roll_b / 2**20:,.0f} MiB; buckets {n_buck:,} rows"
         f" (channel 0's year, every channel on {_local_day(qs[-1].start_ns, tz)} and"
-        f" {_local_day(qs[-1].end_ns - 1, tz)}), {buck_b / 2**20:,.0f} MiB; rollup_start ="
-        f" {_local(await store.rollups_from_ns(), tz)} (VACUUM ANALYZE done)"
+        f" {_local_day(qs[-1].end_ns - 1, tz)}), {buck_b / 2**20:,.0f} MiB; rollup_starts ="
+        f" {_local(min((await store.rollups_from_ns()).values()), tz)} (VACUUM ANALYZE done)"
     )
 
     figures = []

@@ -1,5 +1,5 @@
-"""Roll-ups of bucket deltas into the local hours and days of each channel's site, kept
-additively beside the base buckets, so a year's totals read 365 rows a channel, not 525,600.
+"""Roll-ups of bucket deltas into the local hours, days and months of each channel's site, kept
+additively beside the base buckets, so a year's totals read 12 rows a channel, not 525,600.
 
 Pure. A roll-up delta merges like a bucket delta: counts, sums and the estimated part add, min
 and max are kept, the last value goes by its timestamp. Hours are local hours, so a fall-back
@@ -18,7 +18,7 @@ import numpy.typing as npt
 from compute.buckets import BucketDeltas
 from compute.calendar import Period, PeriodBuckets, period_end_ns, periods_between, rollup
 
-PERIODS = (Period.HOUR, Period.DAY)
+PERIODS = (Period.HOUR, Period.DAY, Period.MONTH)  # finest first
 
 
 def rollup_deltas(b: BucketDeltas, tz_of: Mapping[str, str]) -> dict[Period, BucketDeltas]:
@@ -87,21 +87,28 @@ def _assemble(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Part:
-    """A piece of a period to total: from roll-ups of a kind ("day", "hour") or from buckets."""
+    """A piece of a period to total: from roll-ups of a kind ("month", "day", "hour") or from
+    buckets."""
 
     source: str
     start_ns: int
     end_ns: int
 
 
-def plan(start_ns: int, end_ns: int, tz: str, rollups_from_ns: int) -> list[Part]:
-    """Cover [start_ns, end_ns) exactly, with no overlap: whole local days from day roll-ups,
-    whole local hours of what is left from hour roll-ups, the rest from base buckets. Roll-ups
-    serve only periods from rollups_from_ns on, where they are complete."""
+def plan(start_ns: int, end_ns: int, tz: str, rollups_from_ns: Mapping[Period, int]) -> list[Part]:
+    """Cover [start_ns, end_ns) exactly, with no overlap: whole local months from month
+    roll-ups, whole local days of what is left from day roll-ups, whole hours of the rest from
+    hour roll-ups, and the ragged edges from base buckets. Each kind of roll-up serves only
+    periods from its rollups_from_ns on, where it is complete."""
     parts: list[Part] = []
-    for a, b in _pieces(start_ns, end_ns, tz, Period.DAY, rollups_from_ns, parts):
-        for c, d in _pieces(a, b, tz, Period.HOUR, rollups_from_ns, parts):
-            parts.append(Part(source="buckets", start_ns=c, end_ns=d))
+    rest = [(start_ns, end_ns)]
+    for period in reversed(PERIODS):  # coarsest first
+        rest = [
+            piece
+            for a, b in rest
+            for piece in _pieces(a, b, tz, period, rollups_from_ns[period], parts)
+        ]
+    parts += [Part(source="buckets", start_ns=a, end_ns=b) for a, b in rest]
     return sorted(parts, key=lambda p: p.start_ns)
 
 

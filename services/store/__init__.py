@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 from compute.aggregate import ChannelState, CounterEvents, Readings
 from compute.buckets import BucketDeltas
+from compute.calendar import Period
 from compute.denominators import PeriodValue
 from compute.emissions import EmissionFactor
 from compute.indicators import Denominator
@@ -170,14 +171,16 @@ class Store(Protocol):
         """Every version of the site's values of that kind whose period overlaps the range."""
         ...
 
-    async def rollups_from_ns(self) -> int:
-        """Roll-ups are complete for periods starting at or after this (rollup_start)."""
+    async def rollups_from_ns(self) -> dict[Period, int]:
+        """Per kind of roll-up, it is complete for periods starting at or after this
+        (rollup_starts)."""
         ...
 
     async def rollup_totals(
         self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:
-        """Sums over the roll-ups of a period kind ("hour", "day") starting in the range."""
+        """Sums over the roll-ups of a period kind ("hour", "day", "month") starting in the
+        range."""
         ...
 
     async def totals(

@@ -9,6 +9,7 @@ import numpy as np
 
 from compute.aggregate import ChannelState, CounterEvents, Readings
 from compute.buckets import BucketDeltas
+from compute.calendar import Period
 from compute.denominators import PeriodValue
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
@@ -64,6 +65,7 @@ SERIES_MANY_SQL = (
     "SELECT channel_id, bucket_start_ns, n, n_good, sum, min, max, last, estimated FROM buckets"
     " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
 )
+ROLLUP_STARTS_SQL = "SELECT period, from_ns FROM rollup_starts"
 ROLLUP_TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM rollups"
     " WHERE {in_channels} AND period = %s AND period_start_ns >= %s AND period_start_ns < %s"
@@ -264,3 +266,8 @@ def total(row: Any) -> ChannelTotal:
         n_good=int(ng),
         buckets=int(k),
     )
+
+
+def rollup_starts(rows: list[tuple[Any, ...]]) -> dict[Period, int]:
+    """Per kind of roll-up, the start of its complete periods, from rollup_starts' rows."""
+    return {Period(period): int(from_ns) for period, from_ns in rows}

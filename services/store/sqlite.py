@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from compute.aggregate import ChannelState
+from compute.calendar import Period
 from compute.denominators import PeriodValue, check_new
 from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
@@ -303,9 +304,9 @@ class SqliteStore:
 
         return await self._run(q)
 
-    async def rollups_from_ns(self) -> int:
-        rows = await self._fetch("SELECT from_ns FROM rollup_start", ())
-        return int(rows[0][0])
+    async def rollups_from_ns(self) -> dict[Period, int]:
+        rows = await self._fetch(r.ROLLUP_STARTS_SQL, ())
+        return r.rollup_starts(rows)
 
     async def rollup_totals(
         self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int

@@ -15,6 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from compute.aggregate import ChannelState, select
+from compute.calendar import Period
 from compute.denominators import PeriodValue, check_new
 from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
@@ -278,9 +279,9 @@ class TimescaleStore:
         rows = await self._fetch(r.PERIOD_VALUES_SQL, (site, kind.value, end_ns, start_ns))
         return [r.period_value(row) for row in rows]
 
-    async def rollups_from_ns(self) -> int:
-        rows = await self._fetch("SELECT from_ns FROM rollup_start", ())
-        return int(rows[0][0])
+    async def rollups_from_ns(self) -> dict[Period, int]:
+        rows = await self._fetch(r.ROLLUP_STARTS_SQL, ())
+        return r.rollup_starts(rows)
 
     async def rollup_totals(
         self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int

@@ -323,3 +323,6 @@ async def test_rollups_merge_like_buckets(store: Store) -> None:
     assert hours.sum == pytest.approx(total.sum) == pytest.approx(9.0)
     assert (hours.n, hours.buckets) == (3, 3)  # Kolkata hours start at :30 UTC
     assert days.sum == pytest.approx(9.0) and days.buckets == 1
+    month = -(5 * 3600 + 1800) * NS_PER_S  # 1 January 1970 00:00 in Kolkata
+    months = await store.rollup_totals(["m.energy"], "month", month, month + 1)
+    assert months["m.energy"].sum == pytest.approx(9.0) and months["m.energy"].buckets == 1

@@ -23,6 +23,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from compute.aggregate import ChannelSpec, ChannelState, step
+from compute.calendar import Period
 from compute.model import NS_PER_S, Quality, ReadingBatch
 from services.store import StoreWrite
 from services.store.migrate import (
@@ -185,6 +186,23 @@ async def test_each_earlier_version_reaches_the_latest_and_keeps_its_data(
         after = await sql("SELECT version, applied_at FROM schema_migrations ORDER BY version")
     assert after[: len(before)] == before  # the earlier migrations were not applied again
     assert [v for v, _ in after] == shipped
+
+
+async def test_month_rollups_are_complete_only_after_data_stored_before_them(
+    kind: str, location: str
+) -> None:
+    """0008 started hour and day roll-ups two days past the newest bucket; buckets stored after
+    it and before 0009 have hour and day roll-ups but no month roll-ups, so months start later."""
+    two_days = 2 * 86_400 * NS_PER_S
+    await _upgrade_by_hand(kind, location, 8)
+    async with _sql(kind, location) as sql:
+        await sql(V1_ROWS[1].replace("VALUES ('m.energy', 0,", f"VALUES ('m.energy', {MIN},"))
+    async with _store(kind, location)() as store:
+        assert await store.rollups_from_ns() == {
+            Period.HOUR: two_days,  # where 0008 put it, on an empty database
+            Period.DAY: two_days,
+            Period.MONTH: MIN + two_days,  # past the bucket stored since
+        }
 
 
 def _plantpulse(*args: str, store_url: str) -> subprocess.Popen[str]:
