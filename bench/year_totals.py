@@ -7,7 +7,7 @@ base buckets directly for one channel's year.
         of the roll-ups most of it; --zones Asia/Shanghai for one)
 
 Per zone: the year 2026 of 1-minute bucket deltas for every channel is generated one local day
-at a time (numpy; worker processes), each day turned into hour and day roll-up deltas by
+at a time (numpy; worker processes), each day turned into hour, day and month roll-up deltas by
 compute.rollups.rollup_deltas (the aggregator's own code) and written by TimescaleStore.write,
 as the aggregator writes a step. The 525.6 M base buckets themselves are not stored (about
 75 GB): only channel 0's whole year (the baseline) and every channel's buckets on the first and
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -42,7 +41,6 @@ from compute.model import NO_TS, NS_PER_S
 from compute.rollups import plan, rollup_deltas
 from services.series import period_totals
 from services.store import ChannelTotal, StoreWrite
-from services.store import rows as r
 from services.store.timescale import TimescaleStore
 
 YEAR = 2026
@@ -77,7 +75,9 @@ def queries(tz: str) -> list[Query]:
 
 
 def channel_keys(n: int) -> tuple[str, ...]:
-    return tuple(f"site1/m{i // 50:03d}/c{i % 50:02d}" for i in range(n))
+    """Plant-model keys ("meter.channel"), 50 channels a meter, so bench.year_report can build
+    a plant over the same data."""
+    return tuple(f"m{i // 50:03d}.c{i % 50:02d}" for i in range(n))
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +183,8 @@ async def load(
         if counts["days"] % 60 == 0 or counts["days"] == len(days):
             print(
                 f"  {counts['days']:3d}/{len(days)} days: {counts['minutes'] / 1e6:5.1f} M minute"
-                f" buckets rolled up; {counts['hour']:,} hour + {counts['day']:,} day roll-ups and"
-                f" {counts['buckets']:,} buckets written; {time.perf_counter() - started:4.0f} s",
+                f" buckets rolled up; {counts['hour']:,} hour + {counts['day']:,} day +"
+                f" {counts['month']:,} month roll-ups and {counts['buckets']:,} buckets written; {time.perf_counter() - started:4.0f} s",
                 flush=True,
             )
 
@@ -246,37 +246,10 @@ async def read_parts(
 
     out = []
     for part in plan(q.start_ns, q.end_ns, tz, await store.rollups_from_ns()):
-        if part.source == "buckets":
-            got = await store.totals(keys, part.start_ns, part.end_ns)
-        else:
-            got = await store.rollup_totals(keys, part.source, part.start_ns, part.end_ns)
+        got = await store.plan_totals(keys, [part])
         where = f"{part.source} {local(part.start_ns)}..{local(part.end_ns)}"
         out.append((where, sum(t.buckets for t in got.values())))
     return out
-
-
-async def explain(dsn: str, keys: Sequence[str], q: Query, generic: bool) -> list[str]:
-    """EXPLAIN ANALYZE of the roll-up query over q's days, nodes only: the plan PostgreSQL makes
-    for these parameters (custom), or the generic plan of the prepared statement."""
-    sql = r.ROLLUP_TOTALS_SQL.format(in_channels=r.IN_CHANNELS_PG)
-    params = (list(keys), "day", q.start_ns, q.end_ns)
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        if generic:
-            for i in range(1, len(params) + 1):
-                sql = sql.replace("%s", f"${i}", 1)
-            await conn.execute(f"PREPARE totals AS {sql}".encode())
-            await conn.execute("SET plan_cache_mode = force_generic_plan")
-            run = psycopg.sql.SQL("EXPLAIN (ANALYZE, BUFFERS) EXECUTE totals ({})").format(
-                psycopg.sql.SQL(", ").join(psycopg.sql.Literal(x) for x in params)
-            )
-            cur = await conn.execute(run)
-        else:
-            cur = await conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}".encode(), params)
-        lines = [row[0] for row in await cur.fetchall()]
-    nodes = lines[: next(i for i, line in enumerate(lines) if line.startswith("Planning"))]
-    cost = re.compile(r"  \(cost=[^)]*\)")
-    keep = [cost.sub("", line) for line in nodes if "(cost=" in line or "Buffers:" in line]
-    return [*keep, *(line for line in lines if line.startswith("Execution Time"))]
 
 
 async def admin(dsn: str, *statements: tuple[str, tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -361,21 +334,6 @@ async def zone_run(
                     f"    the first {WARMUP} calls on the new connection (not in the figures):"
                     f" {', '.join(f'{x:.0f}' for x in first)} ms"
                 )
-                async with reader.pool.connection() as conn:
-                    cur = await conn.execute(
-                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
-                        " WHERE statement LIKE '%FROM rollups%'"
-                    )
-                    kept = await cur.fetchall()
-                print(
-                    "    the connection's prepared roll-up query ran"
-                    f" {', '.join(f'{g} generic and {c} custom plans' for g, c in kept)}"
-                )
-                for generic in (False, True):
-                    which = "generic plan, kept once prepared" if generic else "custom plan"
-                    print(f"    its day part, EXPLAIN ANALYZE ({which}):")
-                    for line in await explain(dsn, keys, q, generic):
-                        print(f"      {line}")
 
     # baseline: channel 0's year summed from its 525,600 minute buckets, interleaved with the
     # same year from the roll-ups
@@ -397,7 +355,7 @@ async def zone_run(
     print(
         f"  baseline, channel 0's year: store.totals over {ta.buckets:,} minute buckets p50"
         f" {p(base, 50):.1f} ms, p95 {p(base, 95):.1f} ms; period_totals over {tb.buckets:,}"
-        f" day roll-ups p50 {p(roll, 50):.2f} ms, p95 {p(roll, 95):.2f} ms;"
+        f" roll-ups p50 {p(roll, 50):.2f} ms, p95 {p(roll, 95):.2f} ms;"
         f" sums {ta.sum:,.4f} and {tb.sum:,.4f} (rel. diff {diff:.1e})"
     )
     return Figures(tz, figures, cold, (p(base, 50), p(base, 95), p(roll, 50), p(roll, 95)))
@@ -426,16 +384,19 @@ async def run(dsn: str, n: int, zones: Sequence[str], repeats: int, workers: int
     print(f"year, the first {WARMUP} calls on a new connection (custom plans):")
     for f in results:
         print(f"{f.tz:<15}median {f.cold[0]:.0f} ms, max {f.cold[1]:.0f} ms")
-    print("baseline, channel 0's year (525,600 minute buckets against 365 day roll-ups):")
+    print("baseline, channel 0's year (525,600 minute buckets against 12 month roll-ups):")
     for f in results:
         b50, b95, r50, r95 = f.baseline
         print(
             f"{f.tz:<15}store.totals p50 {b50:.1f} ms, p95 {b95:.1f} ms;"
             f" period_totals p50 {r50:.2f} ms, p95 {r95:.2f} ms: {b50 / r50:.0f}× at p50"
         )
+    year = max(f.rows[0][-1] for f in results)  # the first query is the year
     worst = max(p95 for f in results for *_, p95 in f.rows)
-    verdict = "met" if worst < 100 else "NOT met"
-    print(f"goal p95 < 100 ms for every query: {verdict} (worst p95 {worst:.1f} ms)")
+    print(
+        f"goal, a year's totals p95 < 100 ms: {'met' if year < 100 else 'NOT met'} (worst p95"
+        f" {year:.1f} ms); worst p95 of every query {worst:.1f} ms"
+    )
     print(f"whole run {time.perf_counter() - started:.0f} s")
 
 
