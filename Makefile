@@ -24,12 +24,17 @@ lint: install
 	$(BIN)/lint-imports
 
 # Java 17 and Maven run the Kafka broker; PostgreSQL's binaries run a throwaway cluster.
+# Headless Chromium runs the dashboard test.
 # As root on Debian they are installed when missing; elsewhere the tests say what is missing.
 test-deps: install
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless maven; \
 	  else echo "Java 17 and Maven are needed for the Kafka tests"; fi; fi
+	@if ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; fi; fi
 	$(BIN)/python -m tests.harness.services prefetch
 
 test: lint test-deps
@@ -57,6 +62,7 @@ bench: $(BENCH_BIN)/.installed
 	$(BENCH_BIN)/python -m bench.quix_compare
 	$(BENCH_BIN)/python -m bench.pipeline
 	$(BENCH_BIN)/python -m bench.aggregator_memory
+	$(BENCH_BIN)/python -m bench.alert_latency
 
 clean:
 	rm -rf $(VENV) .venv-bench .plantpulse .mypy_cache .ruff_cache .pytest_cache

@@ -184,7 +184,8 @@ async def load(
             print(
                 f"  {counts['days']:3d}/{len(days)} days: {counts['minutes'] / 1e6:5.1f} M minute"
                 f" buckets rolled up; {counts['hour']:,} hour + {counts['day']:,} day +"
-                f" {counts['month']:,} month roll-ups and {counts['buckets']:,} buckets written; {time.perf_counter() - started:4.0f} s",
+                f" {counts['month']:,} month roll-ups and {counts['buckets']:,} buckets written;"
+                f" {time.perf_counter() - started:4.0f} s",
                 flush=True,
             )
 

@@ -39,6 +39,8 @@ class PeriodValue:
     def __post_init__(self) -> None:
         if self.end_ns <= self.start_ns:
             raise PeriodValueError("a period value's end must be after its start")
+        if self.start_ns < 0 or self.end_ns >= 2**63:
+            raise PeriodValueError("a period value's period must lie between 1970 and 2262")
         if not (math.isfinite(self.value) and self.value >= 0.0):
             raise PeriodValueError(f"a {self.kind} value is finite and >= 0, got {self.value!r}")
         if not self.source.strip():

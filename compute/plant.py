@@ -15,6 +15,8 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from compute.errors import PlantPulseError
+from compute.esg_model import WaterSource
+from compute.esg_tags import EsgRole, esg_tag_issues
 from compute.modbus_config import (
     FLOATS,
     ModbusOptions,
@@ -24,6 +26,7 @@ from compute.modbus_config import (
 from compute.opcua_config import OpcUaOptions, check_options
 from compute.opcua_sampling import Acquisition, NodeSampling
 from compute.profile_expansion import expand_profiles
+from compute.tariffs import Tariffs
 
 Ident = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 
@@ -76,6 +79,9 @@ class Site(_Strict):
     name: str
     timezone: str
     areas: list[Area] = Field(min_length=1)
+    # emission-factor region, broad to specific ("CN/east/jiangsu"): tCO2e and ESG reports
+    region: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")] | None = None
+    tariffs: Tariffs | None = None  # time-of-use bands, for totals grouped by tariff period
 
     @field_validator("timezone")
     @classmethod
@@ -121,6 +127,8 @@ class Channel(_Strict):
     idle_with: str | None = None
     sampling: NodeSampling | None = None  # OPC UA monitored-item options
     simulate: SimProfile | None = None
+    esg: EsgRole | None = None  # its role in ESG reports where utility and place do not say
+    water_source: WaterSource | None = None  # of a withdrawal counter; third-party by default
 
 
 class Meter(_Strict):
@@ -370,6 +378,9 @@ def _check_channel(protocol: Protocol, c: Channel, at: str) -> list[ConfigIssue]
         issues.append(
             ConfigIssue(path=f"{at}.wrap_bits", message="a floating-point counter does not wrap")
         )
+    counter = c.kind is ChannelKind.COUNTER
+    for sub, msg in esg_tag_issues(c.utility.value, counter, c.esg, c.water_source):
+        issues.append(ConfigIssue(path=f"{at}.{sub}", message=msg))
     return issues
 
 

@@ -20,12 +20,14 @@ from compute.aggregate import ChannelSpec, Readings, Replacement, step
 from compute.buckets import BucketDeltas, bucket_columns, merge_buckets
 from compute.errors import CodecError, PlantPulseError
 from compute.late import closed_part, recount, stored_readings
+from compute.meter_events import decode_event
 from compute.model import NS_PER_S, ReadingBatch, datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant
 from compute.rollups import rollup_deltas
 from compute.windows import RollingSpec
 from services.bus import Bus, Message, Subscription
 from services.live import LiveWindows
+from services.replacement_recount import in_order, refusal, replacement_write, with_recorded
 from services.store import Revisions, Store, StoreWrite
 
 log = logging.getLogger(__name__)
@@ -121,7 +123,11 @@ class Aggregator:
         metrics_topic: str = "plantpulse.metrics",
         publish_interval_s: float = 5.0,
     ) -> None:
-        self.specs = channel_specs(plant)
+        self.configured = channel_specs(plant)
+        self.specs = dict(self.configured)  # with the meter replacements recorded in the store
+        self.interval_ns = {
+            k: int(r.meter.interval_s * NS_PER_S) for k, r in plant.channels.items()
+        }
         self.tz_of = {k: r.site.timezone for k, r in plant.channels.items()}
         self.check = ChannelCheck(self.specs)
         self.bus = bus
@@ -141,12 +147,48 @@ class Aggregator:
         )
 
     async def handle(self, messages: Sequence[Message]) -> None:
-        """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones."""
-        batches, rejected = decode_all(messages, self.check)
-        for r in rejected:
-            await self._dead_letter(r)
-        if batches:
-            await self._aggregate(batches)
+        """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones. A
+        meter replacement recorded through the API arrives as a control message on its meter's
+        partition and takes effect at its place there; the recorded ones are re-read every poll,
+        so an aggregator given a partition by a rebalance counts with them too."""
+        self.specs = with_recorded(self.configured, await self.store.meter_replacements())
+        for run, control in in_order(messages):
+            batches, rejected = decode_all(run, self.check)
+            for r in rejected:
+                await self._dead_letter(r)
+            if batches:
+                await self._aggregate(batches)
+            if control is not None:
+                await self._replace(control)
+
+    async def _replace(self, m: Message) -> None:
+        """Record a meter replacement and recount what it changes, in one transaction; a replayed
+        one (recorded already) changes nothing."""
+        try:
+            e = decode_event(m.value)
+        except CodecError as err:
+            await self._dead_letter(Rejected(message=m, reason=str(err)))
+            return
+        spec = self.specs.get(e.channel_id)
+        if (why := refusal(e, spec)) is not None or spec is None:
+            if why:  # "" is a replay of one recorded already
+                await self._dead_letter(Rejected(message=m, reason=why))
+            return
+        now_ns = self.clock_ns()
+        w = await replacement_write(
+            self.store,
+            e,
+            spec,
+            tz=self.tz_of[e.channel_id],
+            bucket_ns=self.bucket_ns,
+            interval_ns=self.interval_ns[e.channel_id],
+            lateness_ns=self.lateness_ns,
+            now_ns=now_ns,
+        )
+        await self.store.write(w)
+        self.specs = with_recorded(self.configured, await self.store.meter_replacements())
+        if not self.live.unseen([e.channel_id]):
+            self.live.apply(w.buckets, now_ns)
 
     async def _dead_letter(self, r: Rejected) -> None:
         m = r.message

@@ -11,17 +11,29 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import FastAPI, HTTPException, Query, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from compute.calendar import Period
 from compute.model import NS_PER_S, Quality
 from compute.plant import ChannelKind, ChannelRef, Plant
+from services.access import Permission
+from services.api_alert_rules import alert_rule_routes
+from services.api_alerts import alert_routes
+from services.api_auth import CACHE_TTL_S, Caller, TokenAuth, allowed_sites, install_auth, require
+from services.api_dashboard import dashboard_routes
+from services.api_data import data_routes
+from services.api_factors import factor_routes
 from services.api_indicators import indicator_routes
+from services.api_reports import report_routes
+from services.api_stream import stream_routes
 from services.api_time import iso, time_range
+from services.api_totals import totals_routes
+from services.live_hub import LiveHub
 from services.metrics import Registry
 from services.metrics_http import metrics_response
-from services.series import idle_over, period_totals, series_points
+from services.publisher import PublishingBus
+from services.series import idle_over, series_points
 from services.store import Latest, Store
 
 
@@ -64,40 +76,6 @@ class IdleOut(BaseModel):
     unknown_buckets: int
 
 
-class ChannelTotalOut(BaseModel):
-    channel_id: str
-    meter: str
-    area: str
-    utility: str
-    unit: str
-    total: float
-    estimated: float
-    samples: int
-    samples_good: int
-    samples_expected: int
-    coverage: float
-
-
-class UtilityTotal(BaseModel):
-    utility: str
-    unit: str
-    total: float
-    estimated: float
-    channels: list[str]
-    samples_good: int
-    samples_expected: int
-    coverage: float
-
-
-class Totals(BaseModel):
-    site: str
-    timezone: str
-    start: datetime
-    end: datetime
-    utilities: list[UtilityTotal]
-    channels: list[ChannelTotalOut]
-
-
 def _quality(latest: Latest | None, age_s: float, ref: ChannelRef, stale_after: int) -> str:
     """The reading's quality, or "stale" when no new one came within `stale_after` intervals."""
     if latest is None:
@@ -114,15 +92,23 @@ def create_app(
     bucket_s: int = 60,
     stale_after_intervals: int = 5,
     registry: Registry | None = None,
+    token_cache_s: float = CACHE_TTL_S,
+    hub: LiveHub | None = None,
+    bus: PublishingBus | None = None,
+    readings_topic: str = "plantpulse.readings",
 ) -> FastAPI:
-    """Build the API over a plant model and a store; with a registry, it is served at /metrics."""
+    """Build the API over a plant model and a store; with a registry, it is served at /metrics.
+    Every /v1 route needs an API token (services.api_auth); /healthz and /metrics do not. With
+    a bus, imported and manual readings and meter replacements go to the readings topic."""
     app = FastAPI(
         title="plantpulse",
         version="0.1.0",
         description="Plant energy, water and cleanroom telemetry",
     )
+    install_auth(app, TokenAuth(store, plant, ttl_s=token_cache_s))
     bucket_ns = bucket_s * NS_PER_S
     zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in plant.sites}
+    data = [Depends(require(Permission.DATA))]
 
     def channel(channel_id: str) -> ChannelRef:
         ref = plant.channels.get(channel_id)
@@ -131,6 +117,17 @@ def create_app(
         return ref
 
     app.include_router(indicator_routes(plant, store, zones, bucket_ns))
+    app.include_router(totals_routes(plant, store, zones, bucket_ns))
+    app.include_router(report_routes(plant, store, zones, bucket_ns))
+    live_sites = allowed_sites(Permission.LIVE, token_in_query=True)
+    app.include_router(
+        stream_routes(plant, store, hub or LiveHub(), bucket_s=bucket_s, allowed_sites=live_sites)
+    )
+    app.include_router(dashboard_routes(plant))
+    app.include_router(data_routes(plant, store, bus, readings_topic))
+    app.include_router(factor_routes(plant, store, bucket_ns))
+    app.include_router(alert_routes(plant, store, zones))
+    app.include_router(alert_rule_routes(plant, store, zones, bucket_ns))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -143,16 +140,19 @@ def create_app(
             return metrics_response(registry)
 
     @app.get("/v1/live", response_model=list[LiveValue])
-    async def live(site: str | None = None) -> list[LiveValue]:
-        """Latest value, quality and age of every channel; quality is "stale" when nothing new
-        came within a few poll intervals, "missing" when nothing came at all."""
+    async def live(
+        caller: Annotated[Caller, Depends(require(Permission.LIVE))], site: str | None = None
+    ) -> list[LiveValue]:
+        """Latest value, quality and age of every channel of the token's sites; quality is
+        "stale" when nothing new came within a few poll intervals, "missing" when nothing came
+        at all."""
         if site is not None and site not in zones:
             raise HTTPException(422, f"unknown site {site!r}; known: {sorted(zones)}")
         latest = {x.channel_id: x for x in await store.latest()}
         now_ns = time.time_ns()
         out = []
         for key, ref in plant.channels.items():
-            if site is not None and ref.site.id != site:
+            if (site is not None and ref.site.id != site) or not caller.covers(ref.site.id):
                 continue
             x = latest.get(key)
             age_s = (now_ns - x.ts_ns) / NS_PER_S if x is not None else math.inf
@@ -173,7 +173,9 @@ def create_app(
             )
         return out
 
-    @app.get("/v1/channels/{channel_id}/series", response_model=list[SeriesPoint])
+    @app.get(
+        "/v1/channels/{channel_id}/series", response_model=list[SeriesPoint], dependencies=data
+    )
     async def series(
         channel_id: str,
         start: datetime,
@@ -208,7 +210,7 @@ def create_app(
             for x in rolled
         ]
 
-    @app.get("/v1/channels/{channel_id}/idle", response_model=IdleOut)
+    @app.get("/v1/channels/{channel_id}/idle", response_model=IdleOut, dependencies=data)
     async def idle(channel_id: str, start: datetime, end: datetime) -> IdleOut:
         """Consumption over [start, end) while the channel's production line (`idle_with`)
         stood still: its counter had good readings and did not advance."""
@@ -235,74 +237,4 @@ def create_app(
             unknown_buckets=got.unknown_buckets,
         )
 
-    @app.get("/v1/sites/{site}/totals", response_model=Totals)
-    async def totals(
-        site: str,
-        start: Annotated[datetime, Query(description="inclusive; ISO 8601, naive = site time")],
-        end: Annotated[datetime, Query(description="exclusive; ISO 8601, naive = site time")],
-    ) -> Totals:
-        """Consumption per utility (meters without a parent) and per counter over [start, end)."""
-        if site not in zones:
-            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
-        tz = zones[site]
-        a, b = time_range(start, end, tz, bucket_ns)
-        refs = [
-            r
-            for r in plant.channels.values()
-            if r.site.id == site and r.channel.kind is ChannelKind.COUNTER
-        ]
-        sums = await period_totals(store, [r.key for r in refs], a, b, tz.key)
-        channels = []
-        for r in refs:
-            t = sums.get(r.key)
-            expected = int((b - a) / (r.meter.interval_s * NS_PER_S))
-            good = t.n_good if t else 0
-            channels.append(
-                ChannelTotalOut(
-                    channel_id=r.key,
-                    meter=r.meter.id,
-                    area=r.area.id,
-                    utility=r.channel.utility,
-                    unit=r.channel.unit,
-                    total=t.sum if t else 0.0,
-                    estimated=t.estimated if t else 0.0,
-                    samples=t.n if t else 0,
-                    samples_good=good,
-                    samples_expected=expected,
-                    coverage=min(1.0, good / expected),
-                )
-            )
-        return Totals(
-            site=site,
-            timezone=tz.key,
-            start=iso(a, tz),
-            end=iso(b, tz),
-            utilities=_by_utility(channels, {r.key: r for r in refs}),
-            channels=channels,
-        )
-
     return app
-
-
-def _by_utility(channels: list[ChannelTotalOut], refs: dict[str, ChannelRef]) -> list[UtilityTotal]:
-    groups: dict[tuple[str, str], list[ChannelTotalOut]] = {}
-    for c in channels:
-        if refs[c.channel_id].meter.parent is None:
-            groups.setdefault((c.utility, c.unit), []).append(c)
-    out = []
-    for (utility, unit), cs in groups.items():
-        good = sum(c.samples_good for c in cs)
-        expected = sum(c.samples_expected for c in cs)
-        out.append(
-            UtilityTotal(
-                utility=utility,
-                unit=unit,
-                total=sum(c.total for c in cs),
-                estimated=sum(c.estimated for c in cs),
-                channels=[c.channel_id for c in cs],
-                samples_good=good,
-                samples_expected=expected,
-                coverage=min(1.0, good / expected),
-            )
-        )
-    return out

@@ -9,13 +9,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from compute.denominators import PeriodValue, PeriodValueError, denominator_over
 from compute.indicators import Coverage, Denominator, Figure, intensity
 from compute.model import NS_PER_S
 from compute.plant import ChannelKind, ChannelRef, Plant, Utility
+from services.access import Permission
+from services.api_auth import Caller, require
 from services.api_time import bound_ns, iso, time_range
 from services.series import period_totals
 from services.store import Store
@@ -27,6 +29,7 @@ class PeriodValueIn(BaseModel):
     end: datetime = Field(description="exclusive; ISO 8601, naive = site time")
     value: float = Field(ge=0, allow_inf_nan=False)
     source: str = Field(min_length=1, description="the system or person it comes from")
+    reason: str = Field(default="", description="why; required to restate a recorded period")
 
 
 class PeriodValueOut(BaseModel):
@@ -78,6 +81,7 @@ def indicator_routes(
     clock_ns: Callable[[], int] = time.time_ns,
 ) -> APIRouter:
     router = APIRouter()
+    data = [Depends(require(Permission.DATA))]
 
     def zone(site: str) -> zoneinfo.ZoneInfo:
         if site not in zones:
@@ -95,10 +99,19 @@ def indicator_routes(
             recorded_at=iso(v.recorded_at_ns, tz),
         )
 
-    @router.post("/v1/sites/{site}/period-values", status_code=201, response_model=PeriodValueOut)
-    async def add_period_value(site: str, body: PeriodValueIn) -> PeriodValueOut:
+    @router.post(
+        "/v1/sites/{site}/period-values",
+        status_code=201,
+        response_model=PeriodValueOut,
+    )
+    async def add_period_value(
+        site: str,
+        body: PeriodValueIn,
+        caller: Annotated[Caller, Depends(require(Permission.CONFIGURE))],
+    ) -> PeriodValueOut:
         """Record a denominator for a period (units produced, output value, revenue, headcount,
-        floor area). Recording the same period again restates it; the earlier value is kept."""
+        floor area). Recording the same period again restates it, with a reason; the earlier
+        value is kept. Each is audited: who, the old and new value, why."""
         tz = zone(site)
         try:
             v = PeriodValue(
@@ -110,12 +123,14 @@ def indicator_routes(
                 source=body.source,
                 recorded_at_ns=clock_ns(),
             )
-            await store.add_period_value(v)
+            await store.add_period_value(v, actor=caller.actor, reason=body.reason)
         except PeriodValueError as e:
             raise HTTPException(422, str(e)) from e
         return value_out(v, tz)
 
-    @router.get("/v1/sites/{site}/period-values", response_model=list[PeriodValueOut])
+    @router.get(
+        "/v1/sites/{site}/period-values", response_model=list[PeriodValueOut], dependencies=data
+    )
     async def period_values(
         site: str, kind: Denominator, start: datetime, end: datetime
     ) -> list[PeriodValueOut]:
@@ -138,7 +153,7 @@ def indicator_routes(
             coverage=Coverage(expected=expected, received=received, good=good),
         )
 
-    @router.get("/v1/sites/{site}/intensity", response_model=IntensityOut)
+    @router.get("/v1/sites/{site}/intensity", response_model=IntensityOut, dependencies=data)
     async def site_intensity(
         site: str,
         start: Annotated[datetime, Query(description="inclusive; naive = site time")],

@@ -18,6 +18,8 @@ def bound_ns(name: str, value: datetime, tz: zoneinfo.ZoneInfo, bucket_ns: int) 
     """A period bound in ns; naive datetimes are in the site's timezone."""
     aware = value if value.tzinfo else value.replace(tzinfo=tz)
     ts_ns = datetime_ns(aware)
+    if not 0 <= ts_ns < 2**63:  # the store's int64 nanoseconds
+        raise HTTPException(422, f"{name} must lie between 1970 and 2262")
     if ts_ns % bucket_ns:
         raise HTTPException(422, f"{name} must fall on a {bucket_ns // NS_PER_S} s bucket boundary")
     return ts_ns

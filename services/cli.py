@@ -1,4 +1,5 @@
-"""The `plantpulse` command: check-config, demo, db status|upgrade, and each process on its own."""
+"""The `plantpulse` command: check-config, demo, db status|upgrade, token create|list|revoke,
+audit verify, import readings, and each process on its own."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ from compute.plant import Plant, PlantConfigError
 from ingest import opcua_browse
 from ingest.opcua_security import explain
 from services import runtime
+from services.cli_audit import add_audit_parser, run_audit
+from services.cli_import import add_import_parser, run_import
+from services.cli_tokens import add_token_parser, run_token
 from services.config import load_plant
 from services.settings import Settings
 from services.store.migrate import MigrationStatus
@@ -49,13 +53,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--config", type=Path, default=Path("deploy/examples/medtech-plant.yaml"))
     demo.add_argument("--seed", type=int, default=1)
+    demo.add_argument("--rules", type=Path, default=Path("deploy/examples/medtech-alerts.yaml"))
     for name, text in (
         ("gateway", "read the meters and publish to Kafka"),
         ("aggregator", "consume from Kafka, aggregate and store"),
         ("api", "serve the HTTP API from the store"),
+        ("alerting", "evaluate the alert rules on the readings and deliver the alerts"),
     ):
         proc = sub.add_parser(name, help=text)
         proc.add_argument("--config", type=Path, help="plant file (default: PT_CONFIG)")
+        if name == "alerting":
+            proc.add_argument("--rules", type=Path, help="rules file (default: PT_ALERT_RULES)")
         if name == "api":
             proc.add_argument("--host")
             proc.add_argument("--port", type=int)
@@ -74,6 +82,9 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("status", help="show the applied and the pending migrations")
     db_sub.add_parser("upgrade", help="apply the pending migrations")
+    add_token_parser(sub)
+    add_audit_parser(sub)
+    add_import_parser(sub)
     return p
 
 
@@ -269,6 +280,12 @@ def main(argv: list[str] | None = None) -> int:
         return _browse(args)
     if args.command == "db":
         return _db(args)
+    if args.command == "token":
+        return run_token(args, _settings(args), _load)
+    if args.command == "audit":
+        return run_audit(args, _settings(args))
+    if args.command == "import":
+        return run_import(args, _settings(args))
     if args.command == "check-config":
         plant = _load(args.file)
         print(
@@ -281,10 +298,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "export":
         return _export(args, settings, plant)
     run: Callable[[], Coroutine[Any, Any, None]] = {
-        "demo": lambda: runtime.run_demo(plant, settings, seed=args.seed),
+        "demo": lambda: runtime.run_demo(plant, settings, seed=args.seed, rules=args.rules),
         "gateway": lambda: runtime.run_gateway_process(plant, settings),
         "aggregator": lambda: runtime.run_aggregator_process(plant, settings),
         "api": lambda: runtime.run_api_process(plant, settings),
+        "alerting": lambda: runtime.run_alerting_process(plant, settings, args.rules),
     }[args.command]
     try:
         asyncio.run(_until_signalled(run()))

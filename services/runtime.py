@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -20,17 +21,21 @@ from compute.model import NS_PER_S
 from compute.plant import Plant
 from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
+from services.access import ALL_SITES, Role, issue
 from services.aggregator import Aggregator
+from services.alerting_setup import fill_hub, hub_sink, open_alerting, seed_demo_rules, seed_rules
 from services.api import create_app
+from services.api_live import GRACEFUL_SHUTDOWN_S, LiveServer, feed_settings, serve_live
 from services.buffer import DiskBuffer
 from services.bus import Bus
 from services.bus.kafka import KafkaBus
 from services.bus.memory import MemoryBus
 from services.export import Exported, export
 from services.gateway import run_gateway
+from services.live_hub import LiveHub
 from services.metrics import Registry
 from services.metrics_http import metrics_server
-from services.publisher import LazyBus
+from services.publisher import LazyBus, PublishingBus
 from services.settings import Settings, StoreKind
 from services.store import Store
 from services.store.migrate import MigrationStatus, status_of
@@ -104,9 +109,10 @@ def require_kafka(settings: Settings) -> str:
 
 @contextlib.asynccontextmanager
 async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
+    s = settings
     async with KafkaBus(require_kafka(settings), timeout_s=settings.io_timeout_s) as bus:
         await bus.ensure_topics(
-            [settings.readings_topic, settings.dlq_topic, settings.metrics_topic],
+            [s.readings_topic, s.dlq_topic, s.metrics_topic, s.alerts.topic],
             settings.kafka_partitions,
             settings.kafka_replication,
         )
@@ -128,13 +134,33 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
 
 
 def api_server(
-    plant: Plant, store: Store, settings: Settings, registry: Registry | None = None
+    plant: Plant,
+    store: Store,
+    settings: Settings,
+    registry: Registry | None = None,
+    hub: LiveHub | None = None,
+    bus: PublishingBus | None = None,
 ) -> uvicorn.Server:
-    app = create_app(plant, store, bucket_s=settings.bucket_s, registry=registry)
-    config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="warning", lifespan="off"
+    """With a bus, the API publishes imported and manual readings and meter replacements."""
+    hub = hub or LiveHub()
+    app = create_app(
+        plant,
+        store,
+        bucket_s=settings.bucket_s,
+        registry=registry,
+        hub=hub,
+        bus=bus,
+        readings_topic=settings.readings_topic,
     )
-    return uvicorn.Server(config)
+    config = uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+    )
+    return LiveServer(config, hub)
 
 
 def gateway_buffer(settings: Settings) -> DiskBuffer:
@@ -177,6 +203,15 @@ async def record_plant(store: Store, plant: Plant) -> None:
         log.info("configuration recorded for %d channels (new or changed)", changed)
 
 
+async def demo_admin_token(store: Store) -> str:
+    """A new admin token for all sites, stored hashed; the demo prints it once at start."""
+    token, raw = issue(
+        name="demo admin", role=Role.ADMIN, sites=(ALL_SITES,), created_at_ns=time.time_ns()
+    )
+    await store.add_token(token, actor="plantpulse demo", reason="the demo's token, made at start")
+    return raw
+
+
 async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
     async with open_kafka(settings) as bus, open_store(settings) as store:
         await record_plant(store, plant)
@@ -184,8 +219,25 @@ async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
 
 
 async def run_api_process(plant: Plant, settings: Settings) -> None:
-    async with open_store(settings) as store:
-        await api_server(plant, store, settings).serve()
+    """With PT_KAFKA_BOOTSTRAP, the live streams carry the aggregators' rolling figures too."""
+    async with open_store(settings) as store, LazyBus(lambda: open_kafka(settings)) as producer:
+        hub = LiveHub()
+        kafka = (lambda: open_kafka(settings)) if settings.kafka_bootstrap else None
+        bus = producer if settings.kafka_bootstrap else None  # imports need Kafka (else 503)
+        server = api_server(plant, store, settings, hub=hub, bus=bus)
+        await fill_hub(hub, store)  # then the alerts topic brings the alerting process's news
+        feed = dataclasses.replace(feed_settings(settings), alerts_topic=settings.alerts.topic)
+        await serve_live(server, plant, store, hub, feed, kafka)
+
+
+async def run_alerting_process(plant: Plant, settings: Settings, rules: Path | None) -> None:
+    """The rules file (--rules, else PT_ALERT_RULES) goes into the store first; then the rules
+    in the store are evaluated, and changes made through the API are picked up."""
+    async with open_kafka(settings) as bus, open_store(settings) as store:
+        if (path := rules or settings.alert_rules) is not None:
+            await seed_rules(store, path)
+        async with open_alerting(plant, bus, store, settings) as alerting:
+            await alerting.run()
 
 
 def _simulator_epoch(data_dir: Path, seed: int) -> int:
@@ -203,14 +255,22 @@ def _simulator_epoch(data_dir: Path, seed: int) -> int:
     return start_ns
 
 
-async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
-    """Simulators, gateway, MemoryBus, aggregator, SqliteStore and API in one process."""
+async def run_demo(
+    plant: Plant, settings: Settings, *, seed: int, rules: Path | None = None
+) -> None:
+    """Simulators, gateway, MemoryBus, aggregator, alerting, SqliteStore and API in one
+    process; alerts reach the live hub directly."""
     sim = PlantSimulator(plant, seed=seed, start_ns=_simulator_epoch(settings.data_dir, seed))
     async with serve(sim), MemoryBus() as bus, SqliteStore(settings.sqlite_path) as store:
         await record_plant(store, plant)
+        token = await demo_admin_token(store)
         registry = Registry()
-        server = api_server(plant, store, settings, registry)
-        async with asyncio.TaskGroup() as tg:
+        hub = LiveHub()
+        server = api_server(plant, store, settings, registry, hub, bus)
+        await seed_demo_rules(store, rules)
+        await fill_hub(hub, store)
+        alerting = open_alerting(plant, bus, store, settings, live=hub_sink(hub), registry=registry)
+        async with alerting as alerts, asyncio.TaskGroup() as tg:
             tasks = [
                 tg.create_task(
                     run_gateway(
@@ -223,6 +283,7 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                     )
                 ),
                 tg.create_task(aggregator(plant, bus, store, settings).run()),
+                tg.create_task(alerts.run()),
             ]
             base = f"http://{settings.api_host}:{settings.api_port}"
             log.info(
@@ -230,7 +291,8 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                 "  live values    %s/v1/live\n"
                 "  totals         %s/v1/sites/%s/totals?start=...&end=...\n"
                 "  metrics        %s/metrics\n"
-                "  OpenAPI docs   %s/docs\n  Ctrl-C stops it; the data stays for the next run.",
+                "  OpenAPI docs   %s/docs\n  Ctrl-C stops it; the data stays for the next run.\n"
+                '  /v1 needs the admin token below: curl -H "Authorization: Bearer $TOKEN" ...',
                 len(plant.meters),
                 len(plant.channels),
                 settings.data_dir.resolve(),
@@ -240,7 +302,16 @@ async def run_demo(plant: Plant, settings: Settings, *, seed: int) -> None:
                 base,
                 base,
             )
-            await server.serve()
+            log.info("admin token: %s", token)
+            log.info("dashboard: %s/dashboard/%s?token=%s", base, plant.sites[0].id, token)
+            await serve_live(
+                server,
+                plant,
+                store,
+                hub,
+                feed_settings(settings),
+                lambda: contextlib.nullcontext(bus),
+            )
             for t in tasks:
                 t.cancel()
 

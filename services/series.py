@@ -127,26 +127,8 @@ def idle_over(
 async def period_totals(
     store: Store, channel_ids: Sequence[str], start_ns: int, end_ns: int, tz: str
 ) -> dict[str, ChannelTotal]:
-    """Per channel, the totals over [start_ns, end_ns): whole local days and hours from the
-    roll-ups, the rest from the base buckets (compute.rollups.plan)."""
-    out: dict[str, ChannelTotal] = {}
-    for part in plan(start_ns, end_ns, tz, await store.rollups_from_ns()):
-        if part.source == "buckets":
-            got = await store.totals(channel_ids, part.start_ns, part.end_ns)
-        else:
-            got = await store.rollup_totals(channel_ids, part.source, part.start_ns, part.end_ns)
-        for key, t in got.items():
-            before = out.get(key)
-            out[key] = t if before is None else _add(before, t)
-    return out
-
-
-def _add(a: ChannelTotal, b: ChannelTotal) -> ChannelTotal:
-    return ChannelTotal(
-        channel_id=a.channel_id,
-        sum=a.sum + b.sum,
-        estimated=a.estimated + b.estimated,
-        n=a.n + b.n,
-        n_good=a.n_good + b.n_good,
-        buckets=a.buckets + b.buckets,
+    """Per channel, the totals over [start_ns, end_ns): whole local months, days and hours
+    from the roll-ups, the rest from the base buckets (compute.rollups.plan), in one query."""
+    return await store.plan_totals(
+        channel_ids, plan(start_ns, end_ns, tz, await store.rollups_from_ns())
     )

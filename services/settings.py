@@ -10,6 +10,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.alert_settings import AlertSettings
 from services.buffer import OverflowPolicy
 
 
@@ -77,12 +78,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".plantpulse")
     kafka_bootstrap: str | None = None
     store: StoreSettings = Field(default_factory=StoreSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)  # delivery: PT_ALERTS__...
     pg_dsn: str | None = None  # deprecated alias of PT_STORE__URL=postgresql://...
     readings_topic: str = "plantpulse.readings"
     metrics_topic: str = "plantpulse.metrics"  # the aggregators' rolling figures
     kafka_partitions: int = Field(default=6, ge=1)  # bounds how many aggregators share the work
     kafka_replication: int = Field(default=1, ge=1)  # use 3 on a production cluster
     consumer_group: str = "plantpulse-aggregator"
+    alerting_group: str = "plantpulse-alerting"  # the alerting process reads readings as this
+    alert_rules: Path | None = None  # the rules file `plantpulse alerting` loads at start
     bucket_s: int = Field(default=60, ge=1, le=3600)
     # A late reading for a bucket that ended more than this ago is recorded as a restatement.
     allowed_lateness_s: float = Field(default=120.0, ge=0)

@@ -14,13 +14,22 @@ import numpy as np
 import numpy.typing as npt
 
 from compute.aggregate import ChannelState, CounterEvents, Readings
+from compute.alert_delivery import DeliveryAttempt
+from compute.alert_state import AlertEvent
+from compute.audit_chain import Chain, ChainRow
 from compute.buckets import BucketDeltas
 from compute.calendar import Period
 from compute.denominators import PeriodValue
 from compute.emissions import EmissionFactor
+from compute.factor_versions import FactorVersion
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
+from compute.meter_events import ReplacementEvent
+from compute.rollups import Part
+from services.access import ApiToken
+from services.store.alerts import AlertStore
 from services.store.records import AuditEntry, ConfigVersion
+from services.store.reporting import ReportRestatement, ReportSnapshot, RowSum
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,6 +53,9 @@ class StoreWrite:
     revisions: Revisions | None = None
     new: npt.NDArray[np.bool_] | None = None
     rollups: Mapping[str, BucketDeltas] | None = None  # roll-up deltas per period name
+    # meter replacements applied by this write (kept unless one exists at that instant already)
+    replacements: Sequence[ReplacementEvent] = ()
+    audit: Sequence[AuditEntry] = ()  # appended in the same transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +100,7 @@ class ChannelTotal:
     buckets: int  # rows summed: base buckets, or roll-ups where they served
 
 
-class Store(Protocol):
+class Store(AlertStore, Protocol):
     async def load_state(self, channel_ids: Sequence[str]) -> dict[str, ChannelState]: ...
 
     async def write(self, w: StoreWrite) -> None:
@@ -153,16 +165,71 @@ class Store(Protocol):
 
     async def emission_factors(self) -> list[EmissionFactor]: ...
 
-    async def append_audit(self, e: AuditEntry) -> None: ...
+    async def append_audit(self, e: AuditEntry) -> None:
+        """Append to the hash-chained audit log (compute.audit_chain), serialised with every
+        other chained append."""
+        ...
+
+    async def append_alert_events(
+        self, events: Sequence[AlertEvent], *, recorded_at_ns: int
+    ) -> None:
+        """Append alert transitions to the hash-chained alert_events, in order, atomically."""
+        ...
+
+    async def chain_page(self, chain: Chain, after_seq: int, limit: int) -> list[ChainRow]:
+        """Up to `limit` rows of a chained table with seq > after_seq, in seq order."""
+        ...
+
+    async def chain_origin(self, chain: Chain) -> int:
+        """The last seq written before the chain began (migration 0013); 0 if none."""
+        ...
+
+    async def record_delivery(self, a: DeliveryAttempt) -> None:
+        """Append one notification attempt to the delivery log (alert_deliveries)."""
+        ...
+
+    async def deliveries(self, event_id: str | None = None) -> list[DeliveryAttempt]:
+        """The delivery log, oldest first, of one event or of all."""
+        ...
 
     async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
         """The audit entries, oldest first, of one subject or of all."""
         ...
 
-    async def add_period_value(self, v: PeriodValue) -> None:
+    async def add_token(self, t: ApiToken, *, actor: str, reason: str) -> None:
+        """Store a new API token (its hash) with its audit entry, in one transaction; an
+        existing id raises DuplicateRecordError."""
+        ...
+
+    async def token(self, token_id: str) -> ApiToken | None: ...
+
+    async def tokens(self) -> list[ApiToken]:
+        """Every token, revoked and expired ones too, oldest first."""
+        ...
+
+    async def revoke_token(self, token_id: str, *, at_ns: int, actor: str, reason: str) -> ApiToken:
+        """Set the token's revoked_at_ns, once, with its audit entry, in one transaction; an
+        unknown or already revoked token raises TokenError."""
+        ...
+
+    async def add_period_value(self, v: PeriodValue, *, actor: str = "", reason: str = "") -> None:
         """Record a denominator's value; refused (PeriodValueError) when its period overlaps a
         recorded one of the same site and kind without matching it, checked in the same
-        transaction."""
+        transaction. With an actor, its audit entry is written in that transaction too, and a
+        restatement of a recorded period needs a reason."""
+        ...
+
+    async def meter_replacements(self, channel_id: str | None = None) -> list[ReplacementEvent]:
+        """The recorded (applied) meter replacements of a channel or of all, by channel and time."""
+        ...
+
+    async def add_factor_version(self, v: FactorVersion, *, actor: str, reason: str) -> None:
+        """Add an emission-factor version with its audit entry, in one transaction, checked by
+        compute.factor_versions.check_new against every recorded version (FactorConflict)."""
+        ...
+
+    async def factor_versions(self) -> list[FactorVersion]:
+        """Every recorded factor version with what it supersedes, in the order recorded."""
         ...
 
     async def period_values(
@@ -176,15 +243,38 @@ class Store(Protocol):
         (rollup_starts)."""
         ...
 
-    async def rollup_totals(
-        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    async def plan_totals(
+        self, channel_ids: Sequence[str], parts: Sequence[Part]
     ) -> dict[str, ChannelTotal]:
-        """Sums over the roll-ups of a period kind ("hour", "day", "month") starting in the
-        range."""
+        """Sums over the parts of a plan (compute.rollups.plan), each from base buckets or from
+        roll-ups of its kind, in one query; per channel that has any."""
         ...
 
     async def totals(
         self, channel_ids: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[str, ChannelTotal]:
         """Sums over base buckets with start in [start_ns, end_ns), per channel that has any."""
+        ...
+
+    async def row_sums(
+        self, channel_ids: Sequence[str], source: str, start_ns: int, end_ns: int
+    ) -> list[RowSum]:
+        """Per row start in [start_ns, end_ns), oldest first, the sums over the channels of
+        their base buckets (source "buckets") or roll-ups of a kind ("hour", "day", "month")."""
+        ...
+
+    async def add_report_snapshot(self, s: ReportSnapshot) -> None:
+        """Record a closed report (its version 1) with its audit entry, in one transaction; a
+        report_id closed already raises DuplicateRecordError."""
+        ...
+
+    async def report_snapshot(self, report_id: str) -> ReportSnapshot | None: ...
+
+    async def add_report_restatement(self, r: ReportRestatement) -> None:
+        """Record a report's next version with its audit entry, in one transaction; refused
+        (StaleVersionError) unless r.previous_sha256 is the hash of its latest version."""
+        ...
+
+    async def report_restatements(self, report_id: str) -> list[ReportRestatement]:
+        """A report's restatements, oldest first."""
         ...

@@ -49,13 +49,16 @@ CONFIG_HISTORY_SQL = (
     "SELECT channel_id, recorded_at_ns, sha256, config FROM channel_config"
     " WHERE channel_id = %s ORDER BY recorded_at_ns"
 )
-INSERT_FACTOR_SQL = (
-    "INSERT INTO emission_factors VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+INSERT_FACTOR_SQL = (  # columns named: 0012 added `supersedes` (services.store.external)
+    "INSERT INTO emission_factors (id, version, activity, region, basis, valid_from_ns,"
+    " valid_to_ns, value, unit, source, recorded_at_ns)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 FACTORS_SQL = (
     "SELECT id, version, activity, region, basis, valid_from_ns, valid_to_ns, value, unit,"
     " source FROM emission_factors ORDER BY id, valid_from_ns, version"
 )
+# Without the hash chain (0013): append through services.store.chain_sqlite / chain_pg.
 INSERT_AUDIT_SQL = (
     "INSERT INTO audit_log (at_ns, actor, action, subject, old_value, new_value, reason)"
     " VALUES (%s, %s, %s, %s, %s, %s, %s)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ from compute.denominators import PeriodValue
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS
+from compute.rollups import Part
 from services.store import Bucket, ChannelTotal, Latest, Revisions, StoredReading
 
 SERIES_SQL = (
@@ -66,11 +67,6 @@ SERIES_MANY_SQL = (
     " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
 )
 ROLLUP_STARTS_SQL = "SELECT period, from_ns FROM rollup_starts"
-ROLLUP_TOTALS_SQL = (
-    "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM rollups"
-    " WHERE {in_channels} AND period = %s AND period_start_ns >= %s AND period_start_ns < %s"
-    " GROUP BY channel_id"
-)
 TOTALS_SQL = (
     "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated) FROM buckets"
     " WHERE {in_channels} AND bucket_start_ns >= %s AND bucket_start_ns < %s"
@@ -271,3 +267,35 @@ def total(row: Any) -> ChannelTotal:
 def rollup_starts(rows: list[tuple[Any, ...]]) -> dict[Period, int]:
     """Per kind of roll-up, the start of its complete periods, from rollup_starts' rows."""
     return {Period(period): int(from_ns) for period, from_ns in rows}
+
+
+_PART_SQL = {  # one part of a plan: its rows' sums, counts and estimated parts
+    "buckets": "SELECT channel_id, sum, n, n_good, estimated FROM buckets"
+    " WHERE {in_channels} AND bucket_start_ns >= {start} AND bucket_start_ns < {end}",
+    "rollups": "SELECT channel_id, sum, n, n_good, estimated FROM rollups"
+    " WHERE {in_channels} AND period = {period} AND period_start_ns >= {start}"
+    " AND period_start_ns < {end}",
+}
+
+
+def plan_totals_sql(
+    parts: Sequence[Part], in_channels: str, name: Callable[[str], str]
+) -> tuple[str, dict[str, Any]]:
+    """One statement summing every part of a plan (compute.rollups.plan) per channel, so a
+    period costs one round trip; and its parameters but the channels'. in_channels tests
+    channel_id against the parameter named "channels"; name(key) spells a named parameter."""
+    selects: list[str] = []
+    params: dict[str, Any] = {}
+    for i, part in enumerate(parts):
+        keys = {"start": f"s{i}", "end": f"e{i}", "period": f"p{i}"}
+        params |= {keys["start"]: part.start_ns, keys["end"]: part.end_ns}
+        if part.source != "buckets":
+            params[keys["period"]] = part.source
+        sql = _PART_SQL["buckets" if part.source == "buckets" else "rollups"]
+        selects.append(sql.format(in_channels=in_channels, **{k: name(v) for k, v in keys.items()}))
+    union = " UNION ALL ".join(selects)
+    return (
+        "SELECT channel_id, sum(sum), sum(n), sum(n_good), count(*), sum(estimated)"
+        f" FROM ({union}) AS parts GROUP BY channel_id",
+        params,
+    )

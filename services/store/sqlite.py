@@ -19,13 +19,23 @@ from compute.calendar import Period
 from compute.denominators import PeriodValue, check_new
 from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
+from compute.factor_versions import FactorVersion
+from compute.factor_versions import check_new as check_factor
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
+from compute.meter_events import ReplacementEvent
+from compute.rollups import Part
+from services.access import ApiToken, TokenError
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
+from services.store import external as ext
 from services.store import records as rec
 from services.store import rows as r
+from services.store import tokens as tok
+from services.store.alerts_sqlite import SqliteAlerts
+from services.store.chain_sqlite import SqliteChain, append_audit
 from services.store.migrate import MigrationStatus, sqlite_status, upgrade_sqlite
 from services.store.records import AuditEntry, ConfigVersion
+from services.store.reporting_sqlite import SqliteReporting
 
 T = TypeVar("T")
 
@@ -70,7 +80,7 @@ class SqliteStoreError(PlantPulseError):
     """The SQLite store's file cannot be opened or migrated."""
 
 
-class SqliteStore:
+class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
     """With migrate=False, opening applies no migration: for `plantpulse db status|upgrade`."""
 
     def __init__(self, path: Path, *, migrate: bool = True) -> None:
@@ -158,6 +168,10 @@ class SqliteStore:
                         r.INSERT_REVISION_SQL.replace("%s", "?"),
                         r.revision_rows(w.revisions),
                     )
+                db.executemany(
+                    _q(ext.INSERT_REPLACEMENT_SQL), map(ext.replacement_row, w.replacements)
+                )
+                append_audit(db, w.audit)
                 db.executemany(_UPSERT_LATEST, r.latest_rows(w.readings))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -265,18 +279,66 @@ class SqliteStore:
         return [rec.factor(row) for row in await self._fetch(rec.FACTORS_SQL, ())]
 
     async def append_audit(self, e: AuditEntry) -> None:
-        await self._fetch(rec.INSERT_AUDIT_SQL, rec.audit_row(e))
+        await self._run(lambda db: _in_tx(db, lambda d: append_audit(d, [e])))
 
     async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
         return [
             rec.audit_entry(row) for row in await self._fetch(rec.AUDIT_SQL, (subject, subject))
         ]
 
+    async def add_token(self, t: ApiToken, *, actor: str, reason: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.execute(_q(tok.INSERT_TOKEN_SQL), tok.token_row(t))
+            append_audit(db, [tok.created_entry(t, actor, reason)])
+
+        try:
+            await self._run(lambda db: _in_tx(db, work))
+        except sqlite3.IntegrityError as e:
+            raise rec.DuplicateRecordError(f"token {t.id} exists: {e}") from e
+
+    async def token(self, token_id: str) -> ApiToken | None:
+        rows = await self._fetch(tok.TOKEN_SQL, (token_id,))
+        return tok.api_token(rows[0]) if rows else None
+
+    async def tokens(self) -> list[ApiToken]:
+        return [tok.api_token(row) for row in await self._fetch(tok.TOKENS_SQL, ())]
+
+    async def revoke_token(self, token_id: str, *, at_ns: int, actor: str, reason: str) -> ApiToken:
+        def work(db: sqlite3.Connection) -> ApiToken:
+            row = db.execute(_q(tok.REVOKE_SQL), (at_ns, token_id)).fetchone()
+            if row is None:
+                old = db.execute(_q(tok.TOKEN_SQL), (token_id,)).fetchone()
+                raise TokenError(
+                    tok.not_revoked(token_id, None if old is None else tok.api_token(old))
+                )
+            entry = tok.revoked_entry(token_id, at_ns, actor, reason)
+            append_audit(db, [entry])
+            return tok.api_token(row)
+
+        return await self._run(lambda db: _in_tx(db, work))
+
+    async def meter_replacements(self, channel_id: str | None = None) -> list[ReplacementEvent]:
+        rows = await self._fetch(ext.REPLACEMENTS_SQL, (channel_id, channel_id))
+        return [ext.replacement(row) for row in rows]
+
+    async def add_factor_version(self, v: FactorVersion, *, actor: str, reason: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            recorded = [ext.factor_version(x) for x in db.execute(ext.FACTOR_VERSIONS_SQL)]
+            check_factor(v, recorded)
+            gone = [x for x in recorded if x.factor.ref in v.supersedes]
+            db.execute(_q(ext.INSERT_FACTOR_VERSION_SQL), ext.factor_version_row(v))
+            append_audit(db, [ext.factor_entry(v, gone, actor, reason)])
+
+        await self._run(lambda db: _in_tx(db, work))
+
+    async def factor_versions(self) -> list[FactorVersion]:
+        return [ext.factor_version(row) for row in await self._fetch(ext.FACTOR_VERSIONS_SQL, ())]
+
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """One statement in its own transaction (autocommit), its rows."""
         return await self._run(lambda db: db.execute(_q(sql), tuple(params)).fetchall())
 
-    async def add_period_value(self, v: PeriodValue) -> None:
+    async def add_period_value(self, v: PeriodValue, *, actor: str = "", reason: str = "") -> None:
         def tx(db: sqlite3.Connection) -> None:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -284,7 +346,11 @@ class SqliteStore:
                     r.PERIOD_VALUES_SQL.replace("%s", "?"),
                     (v.site, v.kind.value, v.end_ns, v.start_ns),
                 )
-                check_new(v, [r.period_value(row) for row in cur])
+                recorded = [r.period_value(row) for row in cur]
+                check_new(v, recorded)
+                if actor:
+                    entry = ext.period_value_entry(v, recorded, actor, reason)
+                    append_audit(db, [entry])
                 db.execute(r.INSERT_PERIOD_VALUE_SQL.replace("%s", "?"), r.period_value_row(v))
             except BaseException:
                 db.execute("ROLLBACK")
@@ -308,11 +374,13 @@ class SqliteStore:
         rows = await self._fetch(r.ROLLUP_STARTS_SQL, ())
         return r.rollup_starts(rows)
 
-    async def rollup_totals(
-        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    async def plan_totals(
+        self, channel_ids: Sequence[str], parts: Sequence[Part]
     ) -> dict[str, ChannelTotal]:
-        sql = _in_channels(r.ROLLUP_TOTALS_SQL)
-        rows = await self._fetch(sql, (json.dumps(list(channel_ids)), period, start_ns, end_ns))
+        in_channels = r.IN_CHANNELS_SQLITE.replace("?", ":channels")
+        sql, params = r.plan_totals_sql(parts, in_channels, lambda key: f":{key}")
+        params["channels"] = json.dumps(list(channel_ids))
+        rows = await self._run(lambda db: db.execute(sql, params).fetchall())
         return {row[0]: r.total(row) for row in rows}
 
     async def totals(
@@ -325,6 +393,18 @@ class SqliteStore:
             return {row[0]: r.total(row) for row in cur}
 
         return await self._run(q)
+
+
+def _in_tx(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `work` in one write transaction, rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        out = work(db)
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return out
 
 
 def _q(sql: str) -> str:

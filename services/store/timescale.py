@@ -6,7 +6,7 @@ step changes nothing. Migrations run under an advisory lock so replicas never ra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -19,11 +19,20 @@ from compute.calendar import Period
 from compute.denominators import PeriodValue, check_new
 from compute.emissions import EmissionFactor
 from compute.errors import PlantPulseError
+from compute.factor_versions import FactorVersion
+from compute.factor_versions import check_new as check_factor
 from compute.indicators import Denominator
 from compute.kernels import CounterEvent
+from compute.meter_events import ReplacementEvent
+from compute.rollups import Part
+from services.access import ApiToken, TokenError
 from services.store import Bucket, ChannelTotal, Latest, StoredReading, StoreWrite
+from services.store import external as ext
 from services.store import records as rec
 from services.store import rows as r
+from services.store import tokens as tok
+from services.store.alerts_pg import TimescaleAlerts
+from services.store.chain_pg import TimescaleChain, append_audit
 from services.store.migrate import (
     MigrationStatus,
     postgres_status,
@@ -31,6 +40,7 @@ from services.store.migrate import (
     upgrade_postgres,
 )
 from services.store.records import AuditEntry, ConfigVersion
+from services.store.reporting_pg import TimescaleReporting
 
 _STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS stage_readings (LIKE readings) ON COMMIT DELETE ROWS;
@@ -76,7 +86,7 @@ class StoreError(PlantPulseError):
     """The database refused or failed a store operation."""
 
 
-class TimescaleStore:
+class TimescaleStore(TimescaleReporting, TimescaleAlerts, TimescaleChain):
     """With migrate=False, opening applies no migration: for `plantpulse db status|upgrade`."""
 
     def __init__(
@@ -164,6 +174,9 @@ class TimescaleStore:
                             r.INSERT_REVISION_SQL,
                             list(r.revision_rows(w.revisions)),
                         )
+                    rows = [ext.replacement_row(e) for e in w.replacements]
+                    await cur.executemany(ext.INSERT_REPLACEMENT_SQL, rows)
+                    await append_audit(conn, w.audit)
                     await cur.executemany(_UPSERT_LATEST, list(r.latest_rows(w.readings)))
         except psycopg.Error as e:
             raise StoreError(f"write failed: {e}") from e
@@ -249,8 +262,8 @@ class TimescaleStore:
 
     async def append_audit(self, e: AuditEntry) -> None:
         try:
-            async with self.pool.connection() as conn:
-                await conn.execute(rec.INSERT_AUDIT_SQL.encode(), rec.audit_row(e))
+            async with self.pool.connection() as conn, conn.transaction():
+                await append_audit(conn, [e])
         except psycopg.Error as err:
             raise StoreError(f"writing the audit log failed: {err}") from err
 
@@ -258,7 +271,43 @@ class TimescaleStore:
         rows = await self._fetch(rec.AUDIT_SQL, (subject, subject))
         return [rec.audit_entry(row) for row in rows]
 
-    async def add_period_value(self, v: PeriodValue) -> None:
+    async def add_token(self, t: ApiToken, *, actor: str, reason: str) -> None:
+        entry = tok.created_entry(t, actor, reason)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                await conn.execute(tok.INSERT_TOKEN_SQL.encode(), tok.token_row(t))
+                await append_audit(conn, [entry])
+        except psycopg.errors.UniqueViolation as e:
+            raise rec.DuplicateRecordError(f"token {t.id} exists: {e}") from e
+        except psycopg.Error as e:
+            raise StoreError(f"adding token {t.id} failed: {e}") from e
+
+    async def token(self, token_id: str) -> ApiToken | None:
+        rows = await self._fetch(tok.TOKEN_SQL, (token_id,))
+        return tok.api_token(rows[0]) if rows else None
+
+    async def tokens(self) -> list[ApiToken]:
+        return [tok.api_token(row) for row in await self._fetch(tok.TOKENS_SQL, ())]
+
+    async def revoke_token(self, token_id: str, *, at_ns: int, actor: str, reason: str) -> ApiToken:
+        entry = tok.revoked_entry(token_id, at_ns, actor, reason)
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await (
+                    await conn.execute(tok.REVOKE_SQL.encode(), (at_ns, token_id))
+                ).fetchone()
+                if row is None:
+                    cur = await conn.execute(tok.TOKEN_SQL.encode(), (token_id,))
+                    old = await cur.fetchone()
+                    raise TokenError(
+                        tok.not_revoked(token_id, None if old is None else tok.api_token(old))
+                    )
+                await append_audit(conn, [entry])
+                return tok.api_token(row)
+        except psycopg.Error as e:
+            raise StoreError(f"revoking token {token_id} failed: {e}") from e
+
+    async def add_period_value(self, v: PeriodValue, *, actor: str = "", reason: str = "") -> None:
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 # one writer per site and kind at a time, so the overlap check holds
@@ -268,7 +317,11 @@ class TimescaleStore:
                 cur = await conn.execute(
                     r.PERIOD_VALUES_SQL.encode(), (v.site, v.kind.value, v.end_ns, v.start_ns)
                 )
-                check_new(v, [r.period_value(row) for row in await cur.fetchall()])
+                recorded = [r.period_value(row) for row in await cur.fetchall()]
+                check_new(v, recorded)
+                if actor:
+                    entry = ext.period_value_entry(v, recorded, actor, reason)
+                    await append_audit(conn, [entry])
                 await conn.execute(r.INSERT_PERIOD_VALUE_SQL.encode(), r.period_value_row(v))
         except psycopg.Error as e:
             raise StoreError(f"recording a period value failed: {e}") from e
@@ -283,11 +336,12 @@ class TimescaleStore:
         rows = await self._fetch(r.ROLLUP_STARTS_SQL, ())
         return r.rollup_starts(rows)
 
-    async def rollup_totals(
-        self, channel_ids: Sequence[str], period: str, start_ns: int, end_ns: int
+    async def plan_totals(
+        self, channel_ids: Sequence[str], parts: Sequence[Part]
     ) -> dict[str, ChannelTotal]:
-        sql = _in_channels(r.ROLLUP_TOTALS_SQL)
-        rows = await self._fetch(sql, (list(channel_ids), period, start_ns, end_ns))
+        in_channels = r.IN_CHANNELS_PG.replace("%s", "%(channels)s")
+        sql, params = r.plan_totals_sql(parts, in_channels, lambda key: f"%({key})s")
+        rows = await self._fetch(sql, {**params, "channels": list(channel_ids)})
         return {row[0]: r.total(row) for row in rows}
 
     async def totals(
@@ -296,7 +350,33 @@ class TimescaleStore:
         rows = await self._fetch(_in_channels(r.TOTALS_SQL), (list(channel_ids), start_ns, end_ns))
         return {row[0]: r.total(row) for row in rows}
 
-    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    async def meter_replacements(self, channel_id: str | None = None) -> list[ReplacementEvent]:
+        rows = await self._fetch(ext.REPLACEMENTS_SQL, (channel_id, channel_id))
+        return [ext.replacement(row) for row in rows]
+
+    async def add_factor_version(self, v: FactorVersion, *, actor: str, reason: str) -> None:
+        try:
+            async with self.pool.connection() as conn, conn.transaction():
+                # one writer of factor versions at a time, so the overlap check holds
+                await conn.execute("LOCK TABLE emission_factors IN SHARE ROW EXCLUSIVE MODE")
+                cur = await conn.execute(ext.FACTOR_VERSIONS_SQL.encode())
+                recorded = [ext.factor_version(row) for row in await cur.fetchall()]
+                check_factor(v, recorded)
+                gone = [x for x in recorded if x.factor.ref in v.supersedes]
+                entry = ext.factor_entry(v, gone, actor, reason)
+                await conn.execute(
+                    ext.INSERT_FACTOR_VERSION_SQL.encode(), ext.factor_version_row(v)
+                )
+                await append_audit(conn, [entry])
+        except psycopg.Error as e:
+            raise StoreError(f"adding emission factor {v.factor.ref} failed: {e}") from e
+
+    async def factor_versions(self) -> list[FactorVersion]:
+        return [ext.factor_version(row) for row in await self._fetch(ext.FACTOR_VERSIONS_SQL, ())]
+
+    async def _fetch(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any]
+    ) -> list[tuple[Any, ...]]:
         try:
             async with self.pool.connection() as conn:
                 cur = await conn.execute(sql.encode(), params)

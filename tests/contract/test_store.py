@@ -18,8 +18,9 @@ from compute.indicators import Denominator
 from compute.kernels import CounterEvent
 from compute.model import NO_TS, NS_PER_S, Quality, ReadingBatch
 from compute.plant import Plant, parse_plant
-from compute.rollups import rollup_deltas
-from services.store import Revisions, Store, StoreWrite
+from compute.rollups import Part, rollup_deltas
+from services.access import Role, TokenError, issue
+from services.store import ChannelTotal, Revisions, Store, StoreWrite
 from services.store.records import AuditEntry, DuplicateRecordError, channel_configs
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
@@ -300,6 +301,82 @@ async def test_append_only_records_refuse_updates_and_deletes(store: Store) -> N
     assert await store.audit_log() == [entry]
 
 
+def _raw_sql(store: Store, sql: str) -> list[tuple[object, ...]]:
+    """Run one statement on a plain connection beside the store; its rows."""
+    if isinstance(store, SqliteStore):
+        with sqlite3.connect(store.path) as db:
+            return db.execute(sql).fetchall()
+    assert isinstance(store, TimescaleStore)
+    with psycopg.connect(store.dsn) as conn:
+        cur = conn.execute(sql.encode())
+        return cur.fetchall() if cur.description else []
+
+
+async def test_tokens_are_kept_as_hashes_and_revoked_once_with_audit_entries(store: Store) -> None:
+    t, raw = issue(
+        name="scada", role=Role.VIEWER, sites=("s1", "s2"), created_at_ns=10, expires_at_ns=99
+    )
+    await store.add_token(t, actor="ops", reason="control-room screen")
+    assert await store.token(t.id) == t and await store.tokens() == [t]
+    assert await store.token("000000000000") is None
+    with pytest.raises(DuplicateRecordError, match=t.id):
+        await store.add_token(t, actor="ops", reason="again")  # refused whole, audit entry too
+    revoked = await store.revoke_token(t.id, at_ns=20, actor="sec", reason="screen replaced")
+    assert revoked == dataclasses.replace(t, revoked_at_ns=20) == await store.token(t.id)
+    with pytest.raises(TokenError, match="revoked already"):
+        await store.revoke_token(t.id, at_ns=30, actor="sec", reason="twice")
+    with pytest.raises(TokenError, match="unknown token id 'nope'"):
+        await store.revoke_token("nope", at_ns=30, actor="sec", reason="typo")
+    log = await store.audit_log(f"api_token:{t.id}")
+    assert [(e.action, e.at_ns, e.actor, e.reason) for e in log] == [
+        ("token.create", 10, "ops", "control-room screen"),
+        ("token.revoke", 20, "sec", "screen replaced"),
+    ]
+    assert '"role": "viewer"' in str(log[0].new_value) and raw not in str(log)
+
+
+async def test_tokens_are_revoked_never_changed_or_deleted(store: Store) -> None:
+    t, _ = issue(name="erp", role=Role.REPORTING, sites=("*",), created_at_ns=1)
+    await store.add_token(t, actor="ops", reason="ERP pull")
+    for sql in (
+        "UPDATE api_tokens SET role = 'admin'",
+        "UPDATE api_tokens SET revoked_at_ns = NULL",
+        "DELETE FROM api_tokens",
+    ):
+        with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="api_tokens"):
+            _raw_sql(store, sql)
+    await store.revoke_token(t.id, at_ns=2, actor="ops", reason="ERP retired")
+    with pytest.raises((sqlite3.DatabaseError, psycopg.Error), match="only revoked_at_ns"):
+        _raw_sql(store, "UPDATE api_tokens SET revoked_at_ns = 3")
+    assert await store.tokens() == [dataclasses.replace(t, revoked_at_ns=2)]
+
+
+async def test_the_raw_token_is_stored_nowhere(store: Store) -> None:
+    t, raw = issue(name="bms", role=Role.ADMIN, sites=("*",), created_at_ns=1)
+    await store.add_token(t, actor="ops", reason="BMS link")
+    await store.revoke_token(t.id, at_ns=2, actor="ops", reason="rotated")
+    secret = raw.rsplit("_", 1)[-1][-40:]  # the random part (the id before it is not secret)
+    if isinstance(store, SqliteStore):
+        tables = _raw_sql(store, "SELECT name FROM sqlite_master WHERE type = 'table'")
+        dump = [row for (name,) in tables for row in _raw_sql(store, f'SELECT * FROM "{name}"')]
+        files = [p.read_bytes() for p in store.path.parent.glob(store.path.name + "*")]
+        assert not any(secret.encode() in f for f in files)
+    else:
+        tables = _raw_sql(
+            store, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        )
+        dump = [
+            row for (name,) in tables for row in _raw_sql(store, f'SELECT t::text FROM "{name}" t')
+        ]
+    assert t.secret_sha256 in str(dump) and secret not in str(dump)
+
+
+async def _rollups(store: Store, kind: str, start_ns: int, end_ns: int) -> dict[str, ChannelTotal]:
+    return await store.plan_totals(
+        ["m.energy"], [Part(source=kind, start_ns=start_ns, end_ns=end_ns)]
+    )
+
+
 async def test_rollups_merge_like_buckets(store: Store) -> None:
     g = Quality.GOOD
     hour = 3600 * NS_PER_S
@@ -318,11 +395,17 @@ async def test_rollups_merge_like_buckets(store: Store) -> None:
             )
         )
     total = (await store.totals(["m.energy"], 0, 3 * hour))["m.energy"]
-    hours = (await store.rollup_totals(["m.energy"], "hour", -hour, 3 * hour))["m.energy"]
-    days = (await store.rollup_totals(["m.energy"], "day", -86_400 * NS_PER_S, hour))["m.energy"]
+    hours = (await _rollups(store, "hour", -hour, 3 * hour))["m.energy"]
+    days = (await _rollups(store, "day", -86_400 * NS_PER_S, hour))["m.energy"]
     assert hours.sum == pytest.approx(total.sum) == pytest.approx(9.0)
     assert (hours.n, hours.buckets) == (3, 3)  # Kolkata hours start at :30 UTC
     assert days.sum == pytest.approx(9.0) and days.buckets == 1
     month = -(5 * 3600 + 1800) * NS_PER_S  # 1 January 1970 00:00 in Kolkata
-    months = await store.rollup_totals(["m.energy"], "month", month, month + 1)
+    months = await _rollups(store, "month", month, month + 1)
     assert months["m.energy"].sum == pytest.approx(9.0) and months["m.energy"].buckets == 1
+    # a plan's parts in one query: the first Kolkata hour from its roll-up, the rest from buckets
+    first_hour = Part(source="hour", start_ns=-hour // 2, end_ns=hour // 2)
+    rest = Part(source="buckets", start_ns=hour // 2, end_ns=3 * hour)
+    (mixed,) = (await store.plan_totals(["m.energy", "m.temp"], [first_hour, rest])).values()
+    in_rest = (await store.totals(["m.energy"], rest.start_ns, rest.end_ns))["m.energy"].buckets
+    assert (mixed.sum, mixed.n, mixed.buckets) == (pytest.approx(9.0), 3, 1 + in_rest)

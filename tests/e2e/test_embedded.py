@@ -28,6 +28,7 @@ from tests.e2e.support import (
     plant_on_free_ports,
     window,
 )
+from tests.tokens import bearer, token_for
 
 TOPIC = "plantpulse.readings"
 
@@ -49,7 +50,8 @@ async def test_totals_equal_ground_truth_across_an_aggregator_restart(tmp_path: 
     async with serve(sim), MemoryBus() as bus, SqliteStore(db) as store:
         app = create_app(plant, store, bucket_s=BUCKET_S)
         transport = httpx.ASGITransport(app=app)
-        api = httpx.AsyncClient(transport=transport, base_url="http://t")
+        headers = bearer(await token_for(store))
+        api = httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers)
 
         def aggregator() -> asyncio.Task[None]:
             agg = Aggregator(plant, bus, store, group="agg", bucket_s=BUCKET_S)

@@ -55,6 +55,18 @@ class Procs:
         self.running.append(p)
         return p
 
+    def run(self, *args: str) -> str:
+        """Run a plantpulse command to its end; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
     def stop_all(self) -> None:
         for p in self.running:
             if p.poll() is None:
@@ -159,7 +171,9 @@ async def test_two_aggregators_one_killed_over_kafka_and_postgres_match_ground_t
     topic = procs.env["PT_READINGS_TOPIC"]
     base = f"http://127.0.0.1:{procs.env['PT_API_PORT']}"
     sim = PlantSimulator(plant, seed=23, start_ns=time.time_ns())
-    async with serve(sim), httpx.AsyncClient(base_url=base, timeout=10) as api:
+    token = procs.run("token", "create", "--name", "e2e", "--role", "viewer", "--site", "suzhou")
+    headers = {"Authorization": f"Bearer {token}"}
+    async with serve(sim), httpx.AsyncClient(base_url=base, timeout=10, headers=headers) as api:
         procs.start("api")
         survivor = procs.start("aggregator")  # two share the partitions as one consumer group
         victim = procs.start("aggregator")
