@@ -24,7 +24,8 @@ lint: install
 	$(BIN)/lint-imports
 
 # Java 17 and Maven run the Kafka broker; PostgreSQL's binaries run a throwaway cluster.
-# Headless Chromium runs the dashboard test.
+# Headless Chromium runs the dashboard test. kubectl (kustomize) and docker-compose render the
+# deployment manifests (no container engine or cluster is needed).
 # As root on Debian they are installed when missing; elsewhere the tests say what is missing.
 test-deps: install
 	@if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then \
@@ -35,6 +36,12 @@ test-deps: install
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "Chromium is needed for the dashboard test (Debian: apt-get install chromium)"; fi; fi
+	@if ! command -v kubectl >/dev/null || ! command -v docker-compose >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      $$(command -v kubectl >/dev/null || echo kubernetes-client) \
+	      $$(command -v docker-compose >/dev/null || echo docker-compose); \
+	  else echo "kubectl and docker-compose render k8s/ and deploy/compose.yaml (Debian: apt-get install kubernetes-client docker-compose)"; fi; fi
 	$(BIN)/python -m tests.harness.services prefetch
 
 test: lint test-deps
