@@ -68,8 +68,11 @@ bench: $(BENCH_BIN)/.installed
 	$(BENCH_BIN)/python -m bench.gateway_buffer
 	$(BENCH_BIN)/python -m bench.quix_compare
 	$(BENCH_BIN)/python -m bench.pipeline
+	$(BENCH_BIN)/python -m bench.scale_out
 	$(BENCH_BIN)/python -m bench.aggregator_memory
 	$(BENCH_BIN)/python -m bench.alert_latency
+	$(BENCH_BIN)/python -m bench.live_endpoint
+	$(BENCH_BIN)/python -m bench.sse_fanout
 
 clean:
 	rm -rf $(VENV) .venv-bench .plantpulse .mypy_cache .ruff_cache .pytest_cache

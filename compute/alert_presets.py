@@ -1,4 +1,5 @@
-"""Cleanroom alert presets from a room's ISO class and the GMP defaults of DOMAIN.md.
+"""Cleanroom alert presets from a room's ISO class and the GMP defaults of DOMAIN.md, whose
+numbers compute.cleanroom owns (the dashboard's status uses the same).
 
 Pure: builds AlertRule records; compute.alert_config reads them from YAML and resolve() binds them.
 """
@@ -6,7 +7,6 @@ Pure: builds AlertRule records; compute.alert_config reads them from YAML and re
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass, field
 
 from compute.alert_rules import (
@@ -16,17 +16,16 @@ from compute.alert_rules import (
     Scope,
     Severity,
 )
-
-# DOMAIN.md "Cleanroom limits": China's GMP appendix for sterile medical devices.
-TEMPERATURE_RANGE_DEGC = (18.0, 28.0)
-HUMIDITY_RANGE_PCT_RH = (45.0, 65.0)
-DP_MIN_BETWEEN_CLASSES_PA = 5.0  # "more than 5 Pa" between clean rooms of different classes
-DP_MIN_TO_NON_CLEAN_PA = 10.0  # "more than 10 Pa" to non-clean areas or outdoors
-
-# Where ISO 14644-1:2015 Table 1 leaves a class limit blank, counts are too low to sample
-# reliably: below class 3 at >=0.5 um, class 4 at >=1 um, class 6 at >=5 um (DOMAIN.md's "(none)"
-# for ISO 5).
-_FIRST_CLASS = {0.5: 3, 1.0: 4, 5.0: 6}
+from compute.cleanroom import (
+    ALERT_FRACTION,
+    DP_ALERT_MARGIN_PA,
+    DP_MIN_BETWEEN_CLASSES_PA,
+    DP_MIN_TO_NON_CLEAN_PA,
+    HUMIDITY_RANGE_PCT_RH,
+    TEMPERATURE_RANGE_DEGC,
+    band,
+    iso_class_limit,
+)
 
 
 class PressureReference(enum.StrEnum):
@@ -40,18 +39,6 @@ class PressureReference(enum.StrEnum):
         if self is PressureReference.NON_CLEAN:
             return DP_MIN_TO_NON_CLEAN_PA
         return DP_MIN_BETWEEN_CLASSES_PA
-
-
-def particle_limit_per_m3(iso_class: int, size_um: float) -> float | None:
-    """ISO 14644-1:2015 class limit Cn = 10^N x (0.1 / D)^2.08 in particles/m3 (DOMAIN.md),
-    rounded as the standard's Table 1 prints it: three significant figures, whole particles
-    (35 for ISO 3 at 0.5 um). None where the table leaves it blank.
-    """
-    if size_um in _FIRST_CLASS and iso_class < _FIRST_CLASS[size_um]:
-        return None
-    c = 10.0**iso_class * (0.1 / size_um) ** 2.08
-    digits = min(2 - math.floor(math.log10(c)), 0)
-    return float(round(round(c, digits)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,11 +70,11 @@ class CleanroomPreset:
     site: str | None = None
     area: str | None = None
     id_prefix: str | None = None  # default "iso<N>-"
-    alert_fraction: float = 0.8
+    alert_fraction: float = ALERT_FRACTION
     action_fraction: float = 1.0
     clear_fraction: float = 0.7
     dp_reference: PressureReference = PressureReference.NON_CLEAN
-    dp_alert_margin_pa: float = 2.0
+    dp_alert_margin_pa: float = DP_ALERT_MARGIN_PA
     dp_clear_margin_pa: float = 3.0
     on_delay_s: float = 60.0  # door openings last seconds; an excursion counts after a minute
     off_delay_s: float = 0.0
@@ -116,18 +103,18 @@ def preset_issues(p: CleanroomPreset) -> list[tuple[str, str]]:
 
 def _range_limits(p: CleanroomPreset, lo: float, hi: float) -> list[tuple[str, Limit]]:
     """High and low limits of a GMP range, their levels placed from the range's middle."""
-    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    (alert_lo, alert_hi), (action_lo, action_hi), (clear_lo, clear_hi) = (
+        band(lo, hi, f) for f in (p.alert_fraction, p.action_fraction, p.clear_fraction)
+    )
     return [
         (
-            f"{direction}",
-            Limit(
-                direction=direction,
-                alert=mid + sign * half * p.alert_fraction,
-                action=mid + sign * half * p.action_fraction,
-                clear=mid + sign * half * p.clear_fraction,
-            ),
-        )
-        for direction, sign in ((LimitDirection.HIGH, 1.0), (LimitDirection.LOW, -1.0))
+            f"{LimitDirection.HIGH}",
+            Limit(direction=LimitDirection.HIGH, alert=alert_hi, action=action_hi, clear=clear_hi),
+        ),
+        (
+            f"{LimitDirection.LOW}",
+            Limit(direction=LimitDirection.LOW, alert=alert_lo, action=action_lo, clear=clear_lo),
+        ),
     ]
 
 
@@ -143,7 +130,7 @@ def cleanroom_rules(p: CleanroomPreset) -> tuple[AlertRule, ...]:
         (5.0, "particles-5um", n.particles_5um),
     )
     for size, name, channel in particles:
-        limit = particle_limit_per_m3(p.iso_class, size)
+        limit = iso_class_limit(p.iso_class, size)
         if limit is None:
             continue
         specs.append(

@@ -18,8 +18,8 @@ class Signal(enum.StrEnum):
 
 
 class Status(enum.StrEnum):
-    """Green inside the alert limits, amber past them, red past the action (regulatory) limit;
-    unknown without a good, fresh value."""
+    """Green inside the alert limits, amber at or past them, red at or past the action
+    (regulatory) limit; unknown without a good, fresh value."""
 
     GREEN = "green"
     AMBER = "amber"
@@ -29,8 +29,22 @@ class Status(enum.StrEnum):
 
 _RANK = {Status.GREEN: 0, Status.UNKNOWN: 1, Status.AMBER: 2, Status.RED: 3}
 
-# Share of the ISO class limit at which a particle count is worth an alert (plant default).
-PARTICLE_ALERT_SHARE = 0.8
+# DOMAIN.md "Cleanroom limits": China's GMP appendix for sterile medical devices.
+GMP_SOURCE = "China GMP appendix for sterile medical devices"
+TEMPERATURE_RANGE_DEGC = (18.0, 28.0)
+HUMIDITY_RANGE_PCT_RH = (45.0, 65.0)
+DP_MIN_BETWEEN_CLASSES_PA = 5.0  # "more than 5 Pa" between clean rooms of different classes
+DP_MIN_TO_NON_CLEAN_PA = 10.0  # "more than 10 Pa" to non-clean areas or outdoors
+
+# Plant defaults, not DOMAIN.md's: the alert limit sits at this share of the class limit (or of
+# a GMP range's half-width from its middle), and this far above a pressure minimum.
+ALERT_FRACTION = 0.8
+DP_ALERT_MARGIN_PA = 2.0
+
+# Where ISO 14644-1:2015 Table 1 leaves a class limit blank, counts are too low to sample
+# reliably: below class 3 at >=0.5 um, class 4 at >=1 um, class 6 at >=5 um (DOMAIN.md's "(none)"
+# for ISO 5).
+_FIRST_CLASS = {0.5: 3, 1.0: 4, 5.0: 6}
 _PARTICLE_SIZE = re.compile(r"(\d+)(?:p(\d+))?\s*um")
 
 
@@ -49,14 +63,21 @@ class Limits:
 
 
 def iso_class_limit(iso_class: int, size_um: float) -> float | None:
-    """ISO 14644-1:2015 concentration limit Cn = 10^N × (0.1 / D)^2.08 in particles/m3, to three
-    significant figures as the standard's table; None where the table gives none (≥5 µm below
-    class 6)."""
-    if size_um >= 5.0 and iso_class < 6:
+    """ISO 14644-1:2015 class limit Cn = 10^N x (0.1 / D)^2.08 in particles/m3 (DOMAIN.md),
+    rounded as the standard's Table 1 prints it: three significant figures, whole particles
+    (35 for ISO 3 at 0.5 um). None where the table leaves it blank.
+    """
+    if size_um in _FIRST_CLASS and iso_class < _FIRST_CLASS[size_um]:
         return None
     c = 10.0**iso_class * (0.1 / size_um) ** 2.08
-    digits = 2 - math.floor(math.log10(c))
-    return float(round(c, digits))
+    digits = min(2 - math.floor(math.log10(c)), 0)
+    return float(round(round(c, digits)))
+
+
+def band(lo: float, hi: float, fraction: float) -> tuple[float, float]:
+    """The (low, high) levels at `fraction` of a range's half-width from its middle."""
+    mid, half = (lo + hi) / 2, (hi - lo) / 2
+    return mid - half * fraction, mid + half * fraction
 
 
 def particle_size_um(channel_id: str) -> float | None:
@@ -93,38 +114,34 @@ def label(signal: Signal, channel_id: str) -> str:
 
 
 def default_limits(channel_id: str, unit: str, iso_class: int | None) -> Limits | None:
-    """The default limits of a cleanroom channel (DOMAIN.md), or None for other channels."""
+    """The default limits of a cleanroom channel (DOMAIN.md), or None for other channels. The
+    alert presets (compute.alert_presets) put their default levels on the same numbers."""
     signal = signal_of(channel_id, unit)
-    gmp = "China GMP appendix for sterile medical devices"
-    if signal is Signal.TEMPERATURE:
-        return Limits(
-            signal=signal,
-            unit=unit,
-            action_low=18.0,
-            action_high=28.0,
-            alert_low=19.0,
-            alert_high=27.0,
-            source=gmp,
+    ranges = {Signal.TEMPERATURE: TEMPERATURE_RANGE_DEGC, Signal.HUMIDITY: HUMIDITY_RANGE_PCT_RH}
+    if signal in ranges:
+        lo, hi = ranges[signal]
+        (action_low, action_high), (alert_low, alert_high) = (
+            band(lo, hi, 1.0),
+            band(lo, hi, ALERT_FRACTION),
         )
-    if signal is Signal.HUMIDITY:
         return Limits(
             signal=signal,
             unit=unit,
-            action_low=45.0,
-            action_high=65.0,
-            alert_low=47.0,
-            alert_high=63.0,
-            source=gmp,
+            action_low=action_low,
+            action_high=action_high,
+            alert_low=alert_low,
+            alert_high=alert_high,
+            source=GMP_SOURCE,
         )
     if signal is Signal.PRESSURE_DIFF:
         return Limits(
             signal=signal,
             unit=unit,
-            action_low=10.0,
+            action_low=DP_MIN_TO_NON_CLEAN_PA,
             action_high=None,
-            alert_low=12.0,
+            alert_low=DP_MIN_TO_NON_CLEAN_PA + DP_ALERT_MARGIN_PA,
             alert_high=None,
-            source=f"{gmp}: > 10 Pa to non-clean areas",
+            source=f"{GMP_SOURCE}: > {DP_MIN_TO_NON_CLEAN_PA:g} Pa to non-clean areas",
         )
     size_um = particle_size_um(channel_id)
     if signal is Signal.PARTICLES and iso_class is not None and size_um is not None:
@@ -137,7 +154,7 @@ def default_limits(channel_id: str, unit: str, iso_class: int | None) -> Limits 
             action_low=None,
             action_high=limit,
             alert_low=None,
-            alert_high=limit * PARTICLE_ALERT_SHARE,
+            alert_high=limit * ALERT_FRACTION,
             source=f"ISO 14644-1:2015 class {iso_class}, ≥{size_um:g} µm",
         )
     return None
@@ -160,4 +177,5 @@ def worst(statuses: list[Status]) -> Status:
 
 
 def _outside(value: float, low: float | None, high: float | None) -> bool:
-    return (low is not None and value < low) or (high is not None and value > high)
+    """At or beyond a limit, as the alert rules count it (a value exactly on it is out)."""
+    return (low is not None and value <= low) or (high is not None and value >= high)

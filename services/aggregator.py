@@ -27,6 +27,7 @@ from compute.rollups import rollup_deltas
 from compute.windows import RollingSpec
 from services.bus import Bus, Message, Subscription
 from services.live import LiveWindows
+from services.progress import Progress
 from services.replacement_recount import in_order, refusal, replacement_write, with_recorded
 from services.store import Revisions, Store, StoreWrite
 
@@ -122,6 +123,7 @@ class Aggregator:
         clock_ns: Callable[[], int] = time.time_ns,
         metrics_topic: str = "plantpulse.metrics",
         publish_interval_s: float = 5.0,
+        progress: Progress | None = None,
     ) -> None:
         self.configured = channel_specs(plant)
         self.specs = dict(self.configured)  # with the meter replacements recorded in the store
@@ -145,6 +147,7 @@ class Aggregator:
         self.live = LiveWindows(
             plant, spec=RollingSpec(bucket_s=bucket_s), allowed_lateness_s=allowed_lateness_s
         )
+        self.progress = progress or Progress("aggregator")  # what GET /readyz reports
 
     async def handle(self, messages: Sequence[Message]) -> None:
         """Apply one poll's messages: DLQ the bad ones, write the effects of the good ones. A
@@ -276,7 +279,9 @@ class Aggregator:
                         await self.publish_live()
                         published_ns = self.clock_ns()
                     backoff_s = 0.5
+                    self.progress.done()
                 except (PlantPulseError, OSError) as e:
+                    self.progress.failed(f"{type(e).__name__}: {e}")
                     log.error(
                         "aggregation failed, retrying in %.1f s from the last commit: %s",
                         backoff_s,

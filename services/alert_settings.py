@@ -88,7 +88,9 @@ class AlertSettings(BaseModel):
     publish: bool = True  # every transition onto the topic, for the live views
     webhooks: list[WebhookSettings] = Field(default_factory=list)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
-    queue_size: int = Field(default=1000, ge=1)  # per target; past it, events are dropped
+    queue_size: int = Field(
+        default=1000, ge=1
+    )  # per target in memory; past it, read from the store
 
     @field_validator("webhooks")
     @classmethod

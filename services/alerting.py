@@ -26,6 +26,7 @@ from services.alert_engine import AlertEngine, Prepared, Step
 from services.alert_outbox import Outbox
 from services.alert_rulebook import bind, rules_of
 from services.bus import Bus, Message, Subscription
+from services.progress import Progress
 from services.store import Store
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ class Alerting:
         options: AlertingOptions | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         live: LiveSink | None = None,
+        progress: Progress | None = None,
     ) -> None:
         self.plant = plant
         self.bus = bus
@@ -105,6 +107,7 @@ class Alerting:
         self.opt = options or AlertingOptions()
         self.clock_ns = clock_ns
         self.live = live
+        self.progress = progress or Progress("alerting")  # what GET /readyz reports
         self.engine = AlertEngine(plant, targets=outbox.routes)
         self.tick_ns = int(self.opt.tick_s * NS_PER_S)
         self.poll_ns = int(self.opt.poll_s * NS_PER_S)
@@ -147,7 +150,9 @@ class Alerting:
                 try:
                     await self.cycle(sub)
                     backoff_s = 0.5
+                    self.progress.done()
                 except (PlantPulseError, OSError) as e:
+                    self.progress.failed(f"{type(e).__name__}: {e}")
                     log.error(
                         "alerting failed, retrying in %.1f s from the last commit: %s", backoff_s, e
                     )

@@ -24,6 +24,7 @@ from services.bus import Bus
 from services.live_hub import LiveHub
 from services.metrics import Registry
 from services.notify import MeteredLog, channel_sites
+from services.progress import Progress
 from services.settings import Settings
 from services.store import Store
 
@@ -77,6 +78,7 @@ async def open_alerting(
     registry: Registry | None = None,
     extra_targets: Sequence[Target] = (),
     clock_ns: Callable[[], int] = time.time_ns,
+    progress: Progress | None = None,
 ) -> AsyncIterator[Alerting]:
     """The alerting process over a bus and a store, delivering to the configured targets
     (settings.alerts: webhooks, SMTP, the alerts topic) and extra_targets."""
@@ -90,7 +92,14 @@ async def open_alerting(
         targets += extra_targets
         outbox = Outbox(store, targets, clock_ns=clock_ns, max_queued=settings.alerts.queue_size)
         yield Alerting(
-            plant, bus, store, outbox, options=options(settings), clock_ns=clock_ns, live=live
+            plant,
+            bus,
+            store,
+            outbox,
+            options=options(settings),
+            clock_ns=clock_ns,
+            live=live,
+            progress=progress,
         )
 
 

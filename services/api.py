@@ -5,17 +5,17 @@ Reads the store only; wrong parameters get a 422 that says what is wrong.
 
 from __future__ import annotations
 
-import math
 import time
 import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from compute.calendar import Period
-from compute.model import NS_PER_S, Quality
+from compute.model import NS_PER_S
 from compute.plant import ChannelKind, ChannelRef, Plant
 from services.access import Permission
 from services.api_alert_rules import alert_rule_routes
@@ -30,11 +30,13 @@ from services.api_stream import stream_routes
 from services.api_time import iso, time_range
 from services.api_totals import totals_routes
 from services.live_hub import LiveHub
+from services.live_values import LiveValues
 from services.metrics import Registry
 from services.metrics_http import metrics_response
 from services.publisher import PublishingBus
+from services.readiness import readiness
 from services.series import idle_over, series_points
-from services.store import Latest, Store
+from services.store import Store
 
 
 class LiveValue(BaseModel):
@@ -76,15 +78,6 @@ class IdleOut(BaseModel):
     unknown_buckets: int
 
 
-def _quality(latest: Latest | None, age_s: float, ref: ChannelRef, stale_after: int) -> str:
-    """The reading's quality, or "stale" when no new one came within `stale_after` intervals."""
-    if latest is None:
-        return "missing"
-    if age_s > stale_after * ref.meter.interval_s:
-        return Quality.STALE.name.lower()
-    return Quality(latest.quality).name.lower()
-
-
 def create_app(
     plant: Plant,
     store: Store,
@@ -98,8 +91,9 @@ def create_app(
     readings_topic: str = "plantpulse.readings",
 ) -> FastAPI:
     """Build the API over a plant model and a store; with a registry, it is served at /metrics.
-    Every /v1 route needs an API token (services.api_auth); /healthz and /metrics do not. With
-    a bus, imported and manual readings and meter replacements go to the readings topic."""
+    Every /v1 route needs an API token (services.api_auth); /healthz, /readyz and /metrics do
+    not. With a bus, imported and manual readings and meter replacements go to the readings topic;
+    /readyz then checks that the bus is reachable too."""
     app = FastAPI(
         title="plantpulse",
         version="0.1.0",
@@ -109,6 +103,7 @@ def create_app(
     bucket_ns = bucket_s * NS_PER_S
     zones = {s.id: zoneinfo.ZoneInfo(s.timezone) for s in plant.sites}
     data = [Depends(require(Permission.DATA))]
+    live_values = LiveValues(plant, zones, stale_after_intervals)
 
     def channel(channel_id: str) -> ChannelRef:
         ref = plant.channels.get(channel_id)
@@ -133,6 +128,18 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    @app.get("/readyz", responses={503: {"description": "a dependency failed; the body says why"}})
+    async def readyz() -> JSONResponse:
+        """200 when the store answers a trivial query and the bus (if any) is reachable, each
+        within a short timeout; else 503 naming the dependency that failed and why."""
+        checks = await readiness(store, bus)
+        body = {
+            "status": "ready" if all(c.ok for c in checks) else "not ready",
+            "checks": {c.dependency: c.reason or "ok" for c in checks},
+            "failed": [c.dependency for c in checks if not c.ok],
+        }
+        return JSONResponse(body, status_code=503 if body["failed"] else 200)
+
     if registry is not None:
 
         @app.get("/metrics", include_in_schema=False)
@@ -142,36 +149,17 @@ def create_app(
     @app.get("/v1/live", response_model=list[LiveValue])
     async def live(
         caller: Annotated[Caller, Depends(require(Permission.LIVE))], site: str | None = None
-    ) -> list[LiveValue]:
+    ) -> Response:
         """Latest value, quality and age of every channel of the token's sites; quality is
         "stale" when nothing new came within a few poll intervals, "missing" when nothing came
         at all."""
         if site is not None and site not in zones:
             raise HTTPException(422, f"unknown site {site!r}; known: {sorted(zones)}")
-        latest = {x.channel_id: x for x in await store.latest()}
-        now_ns = time.time_ns()
-        out = []
-        for key, ref in plant.channels.items():
-            if (site is not None and ref.site.id != site) or not caller.covers(ref.site.id):
-                continue
-            x = latest.get(key)
-            age_s = (now_ns - x.ts_ns) / NS_PER_S if x is not None else math.inf
-            out.append(
-                LiveValue(
-                    channel_id=key,
-                    site=ref.site.id,
-                    area=ref.area.id,
-                    meter=ref.meter.id,
-                    utility=ref.channel.utility,
-                    kind=ref.channel.kind,
-                    unit=ref.channel.unit,
-                    value=None if x is None or math.isnan(x.value) else x.value,
-                    quality=_quality(x, age_s, ref, stale_after_intervals),
-                    ts=None if x is None else iso(x.ts_ns, zones[ref.site.id]),
-                    age_s=None if x is None else round(age_s, 3),
-                )
-            )
-        return out
+        # Rendered in one pass, not through the response model: this is the hot read path.
+        body = live_values.render(
+            await store.latest(), time.time_ns(), site=site, covers=caller.covers
+        )
+        return Response(body, media_type="application/json")
 
     @app.get(
         "/v1/channels/{channel_id}/series", response_model=list[SeriesPoint], dependencies=data

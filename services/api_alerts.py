@@ -81,7 +81,9 @@ class AckIn(BaseModel):
 
 class ShelveIn(BaseModel):
     until: AwareDatetime | None = Field(default=None, description="when the shelf expires")
-    duration_s: float | None = Field(default=None, gt=0, description="or: for how long")
+    duration_s: float | None = Field(
+        default=None, gt=0, le=MAX_SHELF_S, description="or: for how long (at most 7 days)"
+    )
     comment: str | None = Field(default=None, description="required: why it is shelved")
 
 

@@ -29,13 +29,18 @@ def _read(name: str) -> str:
     return resources.files("services").joinpath("dashboard", name).read_text(encoding="utf-8")
 
 
+def _page(name: str) -> str:
+    """A page with the token prompt both pages share."""
+    return _read(name).replace("  {{token-dialog}}\n", _read("token-dialog.html"))
+
+
 def dashboard_routes(plant: Plant) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     sites = {s.id for s in plant.sites}
 
     @router.get("/dashboard", response_class=HTMLResponse)
     async def picker() -> HTMLResponse:
-        return HTMLResponse(_read("index.html"), headers=_HEADERS)
+        return HTMLResponse(_page("index.html"), headers=_HEADERS)
 
     @router.get("/dashboard/static/{name}")
     async def static(name: str) -> Response:
@@ -48,7 +53,7 @@ def dashboard_routes(plant: Plant) -> APIRouter:
     async def site_page(site: str) -> HTMLResponse:
         if site not in sites:
             raise HTTPException(404, f"unknown site {site!r}; known: {sorted(sites)}")
-        page = _read("site.html").replace("{{site}}", html.escape(site, quote=True))
+        page = _page("site.html").replace("{{site}}", html.escape(site, quote=True))
         return HTMLResponse(page, headers=_HEADERS)
 
     return router

@@ -28,7 +28,7 @@ from compute.model import datetime_ns
 from compute.plant import ChannelKind, ChannelRef, Plant, Utility
 from services.access import Permission
 from services.api_auth import Caller, require
-from services.api_time import iso, time_range
+from services.api_time import iso, site_zone, time_range
 from services.factors import factor_table, factors_in_effect
 from services.series import period_totals
 from services.store import Store
@@ -244,9 +244,7 @@ def factor_routes(
         """Scope 1 (natural gas burned) and location-based Scope 2 (grid electricity) of the
         site's root meters over [start, end): each part of the period under one factor version
         times the consumption metered in that part, with the versions used."""
-        if site not in zones:
-            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
-        tz = zones[site]
+        tz = site_zone(zones, site)
         a, b = time_range(start, end, tz, bucket_ns)
         region = region or sites[site].region
         if region is None:
@@ -268,36 +266,25 @@ def factor_routes(
                 raise HTTPException(422, f"{utility} metered in {bad}: not convertible")
             key = FactorKey(activity=activity, region=region)
             ids = [r.key for r in refs]
+            tco2: float | None
+            reason: str | None = None
             try:
                 segs = table.segments(key, a, b)
                 edges = [a] + [s.start_ns - s.start_ns % bucket_ns for s in segs[1:]] + [b]
                 parts = [await quantity(refs, scale, lo, hi, tz) for lo, hi in pairwise(edges)]
                 got = emissions(table, key, a, b, parts)
+                total, tco2, uses = got.quantity, got.emissions_tco2, got.uses
             except MissingFactorError as e:
-                total = await quantity(refs, scale, a, b, tz)
-                scopes.append(
-                    ScopeOut(
-                        scope=scope,
-                        activity=activity,
-                        basis=Basis.LOCATION,
-                        channels=ids,
-                        quantity=total,
-                        quantity_unit=activity.unit,
-                        emissions_tco2=None,
-                        factors=[],
-                        reason=str(e),
-                    )
-                )
-                continue
+                total, tco2, uses, reason = await quantity(refs, scale, a, b, tz), None, (), str(e)
             scopes.append(
                 ScopeOut(
                     scope=scope,
                     activity=activity,
                     basis=Basis.LOCATION,
                     channels=ids,
-                    quantity=got.quantity,
+                    quantity=total,
                     quantity_unit=activity.unit,
-                    emissions_tco2=got.emissions_tco2,
+                    emissions_tco2=tco2,
                     factors=[
                         FactorUseOut(
                             ref=u.segment.factor.ref,
@@ -309,8 +296,9 @@ def factor_routes(
                             quantity=u.quantity,
                             emissions_tco2=u.emissions_tco2,
                         )
-                        for u in got.uses
+                        for u in uses
                     ],
+                    reason=reason,
                 )
             )
         return EmissionsOut(

@@ -18,7 +18,7 @@ from compute.model import NS_PER_S
 from compute.plant import ChannelKind, ChannelRef, Plant, Utility
 from services.access import Permission
 from services.api_auth import Caller, require
-from services.api_time import bound_ns, iso, time_range
+from services.api_time import bound_ns, iso, site_zone, time_range
 from services.series import period_totals
 from services.store import Store
 
@@ -83,11 +83,6 @@ def indicator_routes(
     router = APIRouter()
     data = [Depends(require(Permission.DATA))]
 
-    def zone(site: str) -> zoneinfo.ZoneInfo:
-        if site not in zones:
-            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
-        return zones[site]
-
     def value_out(v: PeriodValue, tz: zoneinfo.ZoneInfo) -> PeriodValueOut:
         return PeriodValueOut(
             kind=v.kind,
@@ -112,7 +107,7 @@ def indicator_routes(
         """Record a denominator for a period (units produced, output value, revenue, headcount,
         floor area). Recording the same period again restates it, with a reason; the earlier
         value is kept. Each is audited: who, the old and new value, why."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         try:
             v = PeriodValue(
                 site=site,
@@ -135,7 +130,7 @@ def indicator_routes(
         site: str, kind: Denominator, start: datetime, end: datetime
     ) -> list[PeriodValueOut]:
         """Every recorded version of the values whose period overlaps [start, end)."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         a, b = time_range(start, end, tz, NS_PER_S)
         return [value_out(v, tz) for v in await store.period_values(site, kind, a, b)]
 
@@ -164,7 +159,7 @@ def indicator_routes(
         """The utility's consumption over the site's root meters ÷ the denominator over the same
         period: recorded period values when there are any, else (for units produced) the site's
         production counters. No denominator, or zero, gives no value and the reason."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         a, b = time_range(start, end, tz, bucket_ns)
         counters = [
             r

@@ -21,7 +21,7 @@ from compute.plant import Plant
 from services.access import Permission
 from services.api_auth import Caller, require
 from services.api_formats import Format, csv_response, wants_csv
-from services.api_time import iso
+from services.api_time import iso, site_zone
 from services.api_totals import request_span
 from services.reports import ReportConflict, ReportError, Reports, ReportStatus, ReportView, Version
 from services.store import Store
@@ -185,11 +185,6 @@ def report_routes(
     read = [Depends(require(Permission.REPORTS))]
     path = "/v1/sites/{site}/reports/esg"
 
-    def zone(site: str) -> zoneinfo.ZoneInfo:
-        if site not in zones:
-            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
-        return zones[site]
-
     def span_of(
         tz: zoneinfo.ZoneInfo,
         year: int | None,
@@ -249,7 +244,7 @@ def report_routes(
         A1.2, A2.1, A2.2; T/LTIA 27-2024 TECP, TECO, TNGC, EPE, WC, WRR, ECOVRP) with method
         notes, rounding and coverage. For a closed period: the closed figures, and next to each
         the figure late data or a revised factor gives now."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         span = span_of(tz, year, period, at, start, end)
         view = await guarded(reports.view(site, span))
         if wants_csv(request, format):
@@ -267,7 +262,7 @@ def report_routes(
     ) -> ReportOut:
         """Close a period: its report is stored as version 1 (content and its sha256, who, when
         and why) and written to the audit log. A closed period is changed only by restating."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         span = span_of(tz, body.year, body.period, body.at, body.start, body.end)
         view = await guarded(reports.close(site, span, actor=caller.actor, reason=body.reason))
         return out(site, view, tz)
@@ -282,7 +277,7 @@ def report_routes(
     ) -> ReportOut:
         """Record the figures the stored data and factors give now as the closed report's next
         version, with the reason (late data, a revised factor); 409 when nothing changed."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         span = span_of(tz, body.year, body.period, body.at, body.start, body.end)
         view = await guarded(reports.restate(site, span, actor=caller.actor, reason=body.reason))
         return out(site, view, tz)
@@ -299,7 +294,7 @@ def report_routes(
     ) -> HistoryOut:
         """Every recorded version of a period's report (the close, then each restatement) with
         what changed from the version before, what is pending, and the audit entries."""
-        tz = zone(site)
+        tz = site_zone(zones, site)
         span = span_of(tz, year, period, at, start, end)
         view = await guarded(reports.view(site, span))
         return HistoryOut(

@@ -10,6 +10,13 @@ from fastapi import HTTPException
 from compute.model import NS_PER_S, datetime_ns
 
 
+def site_zone(zones: dict[str, zoneinfo.ZoneInfo], site: str) -> zoneinfo.ZoneInfo:
+    """The site's timezone; 404 naming the known sites when there is no such site."""
+    if site not in zones:
+        raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
+    return zones[site]
+
+
 def iso(ts_ns: int, tz: zoneinfo.ZoneInfo) -> datetime:
     return datetime.fromtimestamp(ts_ns / NS_PER_S, UTC).astimezone(tz)
 

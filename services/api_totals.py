@@ -20,7 +20,7 @@ from compute.units import Unit
 from services.access import Permission
 from services.api_auth import require
 from services.api_formats import Format, csv_response, wants_csv
-from services.api_time import iso, time_range
+from services.api_time import iso, site_zone, time_range
 from services.store import Store
 from services.totals import ChannelFigure, Totals, TotalsError, TotalsReader, TotalsRequest
 
@@ -281,9 +281,7 @@ def totals_routes(
         in its metered units or the unit asked for, each figure with its coverage, estimated
         share and provenance, compared with the previous period and the same period a year
         before on request."""
-        if site not in zones:
-            raise HTTPException(404, f"unknown site {site!r}; known: {sorted(zones)}")
-        tz = zones[site]
+        tz = site_zone(zones, site)
         span = request_span(tz, bucket_ns, start, end, period, at)
         req = TotalsRequest(
             site=site,

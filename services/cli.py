@@ -29,6 +29,7 @@ from services.cli_audit import add_audit_parser, run_audit
 from services.cli_import import add_import_parser, run_import
 from services.cli_tokens import add_token_parser, run_token
 from services.config import load_plant
+from services.logs import LogFormatError, configure_logging, log_format
 from services.settings import Settings
 from services.store.migrate import MigrationStatus
 
@@ -271,9 +272,11 @@ async def _until_signalled(coro: Coroutine[Any, Any, None]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        configure_logging(log_format(os.environ))
+    except LogFormatError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     for noisy in ("asyncua", "pymodbus", "aiokafka"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if args.command == "browse":

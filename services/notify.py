@@ -1,17 +1,15 @@
 """Alert delivery: the Notifier port, the delivery log, the one retry loop the notifiers share,
-and the Dispatcher that fans events out through a bounded queue per target. No transport here:
-services.notify_webhook, notify_smtp and notify_bus deliver."""
+and a target's route with its filters. No transport here: services.notify_webhook and notify_smtp
+deliver, driven by the outbox (services.alert_outbox)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Protocol
 
 from compute.alert_delivery import (
@@ -127,8 +125,7 @@ class MeteredLog:
         r = registry or Registry()
         self.records = r.counter(
             "plantpulse_alert_deliveries_total",
-            "Alert delivery log records by target and outcome (delivered, retry, failed, "
-            "dropped, skipped)",
+            "Alert delivery log records by target and outcome (delivered, retry, failed)",
             ("target", "outcome"),
         )
         self.latency = r.histogram(
@@ -151,17 +148,15 @@ class MeteredLog:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Route:
-    """A target with its filters. Paging targets (only_notify) take the events that page
-    people; the alerts topic takes every transition, for the live views."""
+    """A paging target with its filters: it takes only the events that page people (notify)."""
 
     notifier: Notifier
-    only_notify: bool = True
     severities: frozenset[Severity] | None = None  # None: every severity
     sites: frozenset[str] | None = None  # None: every site
 
     def skip_reason(self, e: AlertEvent, site: str | None) -> str:
         """Why this target does not take the event; "" when it does."""
-        if self.only_notify and not e.notify:
+        if not e.notify:
             return "not a paging event (notify is false)"
         if self.severities is not None and e.severity not in self.severities:
             return f"severity {e.severity.name.lower()} filtered out"
@@ -173,116 +168,3 @@ class Route:
 def channel_sites(plant: Plant) -> dict[str, str]:
     """channel id -> site id, for site filters and payloads."""
     return {key: ref.site.id for key, ref in plant.channels.items()}
-
-
-class Dispatcher:
-    """Fans each event out to its routes at once, each through its own bounded queue and
-    worker, so a slow or hung target delays only itself. A full queue drops the event for that
-    target: the drop is logged (outcome dropped) and counted. Each target gets its events in
-    the order dispatched. Use as an async context manager; leaving it waits up to drain_s for
-    the queues to empty, then stops the workers."""
-
-    def __init__(
-        self,
-        routes: Sequence[Route],
-        log: DeliveryLog,
-        *,
-        queue_size: int = 1000,
-        sites: Mapping[str, str] | None = None,
-        registry: Registry | None = None,
-        clock_ns: ClockNs = time.time_ns,
-        drain_s: float = 5.0,
-    ) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be at least 1")
-        names = [r.notifier.name for r in routes]
-        if len(set(names)) != len(names):
-            raise ValueError(f"target names must be unique: {names}")
-        self.routes = tuple(routes)
-        self.log = log
-        self.sites = dict(sites or {})
-        self.clock_ns = clock_ns
-        self.drain_s = drain_s
-        self.queues = [asyncio.Queue[AlertEvent](maxsize=queue_size) for _ in self.routes]
-        self._workers: list[asyncio.Task[None]] = []
-        r = registry or Registry()
-        self.dropped = r.counter(
-            "plantpulse_alert_queue_dropped_total",
-            "Events dropped because a target's queue was full",
-            ("target",),
-        )
-        r.gauge(
-            "plantpulse_alert_queue_depth",
-            "Events waiting in the targets' queues",
-            read=lambda: sum(q.qsize() for q in self.queues),
-        )
-        for route in self.routes:
-            self.dropped.inc(0, target=route.notifier.name)
-
-    async def __aenter__(self) -> Dispatcher:
-        self._workers = [
-            asyncio.create_task(self._work(route, q), name=f"notify {route.notifier.name}")
-            for route, q in zip(self.routes, self.queues, strict=True)
-        ]
-        return self
-
-    async def __aexit__(
-        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if t is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drain(), self.drain_s)
-        for w in self._workers:
-            w.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
-
-    async def dispatch(self, event: AlertEvent) -> None:
-        """Queue the event for every route that takes it; never waits for a target. Skips
-        and drops are written to the delivery log here."""
-        site = self.sites.get(event.channel_id)
-        for route, q in zip(self.routes, self.queues, strict=True):
-            target = route.notifier.name
-            if reason := route.skip_reason(event, site):
-                await self._record(event, target, DeliveryOutcome.SKIPPED, reason)
-                continue
-            try:
-                q.put_nowait(event)
-            except asyncio.QueueFull:
-                self.dropped.inc(target=target)
-                await self._record(
-                    event, target, DeliveryOutcome.DROPPED, f"queue full ({q.maxsize} waiting)"
-                )
-
-    async def drain(self) -> None:
-        """Wait until every queued event has been delivered or given up."""
-        await asyncio.gather(*(q.join() for q in self.queues))
-
-    async def _record(
-        self, event: AlertEvent, target: str, outcome: DeliveryOutcome, error: str
-    ) -> None:
-        a = DeliveryAttempt(
-            event_id=event_id(event),
-            alert_id=event.alert_id,
-            target=target,
-            attempt=0,
-            outcome=outcome,
-            at_ns=self.clock_ns(),
-            error=error,
-        )
-        try:
-            await self.log.record_delivery(a)
-        except PlantPulseError as e:  # dispatching goes on without its log row
-            log.warning("delivery log: %s", e)
-
-    async def _work(self, route: Route, q: asyncio.Queue[AlertEvent]) -> None:
-        while True:
-            event = await q.get()
-            try:
-                await route.notifier.deliver(event)
-            except DeliveryError as e:
-                log.warning("%s", e)
-            except Exception:  # a notifier's bug must not stop its target's deliveries
-                log.exception("notifier %s failed on %s", route.notifier.name, event_id(event))
-            finally:
-                q.task_done()

@@ -1,21 +1,17 @@
-"""Builds the alert Dispatcher from AlertSettings: webhooks, e-mail and the alerts topic, with
-the delivery log metered. For the composition root; owns the HTTP client it opens."""
+"""The paging routes from AlertSettings: webhooks and e-mail with their filters, for the alert
+outbox (services.alerting_setup). Builds only: the caller owns the HTTP client and the log."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 
 import httpx
 
 from compute.alert_delivery import RetryPolicy
 from services.alert_settings import AlertSettings
-from services.metrics import Registry
-from services.notify import DeliveryLog, Dispatcher, MeteredLog, Route
-from services.notify_bus import BusNotifier
+from services.notify import DeliveryLog, Route
 from services.notify_smtp import SmtpNotifier, SmtpTarget
 from services.notify_webhook import WebhookNotifier, WebhookTarget
-from services.publisher import PublishingBus
 
 
 def routes(
@@ -23,7 +19,6 @@ def routes(
     *,
     client: httpx.AsyncClient,
     log: DeliveryLog,
-    bus: PublishingBus | None = None,
     sites: Mapping[str, str] | None = None,
 ) -> list[Route]:
     out = []
@@ -52,27 +47,4 @@ def routes(
         )
         notifier_smtp = SmtpNotifier(smtp, log, sites=sites)
         out.append(Route(notifier=notifier_smtp, severities=m.severities, sites=m.sites))
-    if bus is not None and s.publish:
-        out.append(
-            Route(notifier=BusNotifier(bus, log, topic=s.topic, sites=sites), only_notify=False)
-        )
     return out
-
-
-@contextlib.asynccontextmanager
-async def open_dispatcher(
-    s: AlertSettings,
-    log: DeliveryLog,
-    *,
-    bus: PublishingBus | None = None,
-    sites: Mapping[str, str] | None = None,
-    registry: Registry | None = None,
-) -> AsyncIterator[Dispatcher]:
-    """The Dispatcher of the configured targets; log is the Store (its alert_deliveries)."""
-    metered = MeteredLog(log, registry)
-    async with httpx.AsyncClient() as client:
-        rs = routes(s, client=client, log=metered, bus=bus, sites=sites)
-        async with Dispatcher(
-            rs, metered, queue_size=s.queue_size, sites=sites, registry=registry
-        ) as d:
-            yield d

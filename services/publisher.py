@@ -65,9 +65,7 @@ class LazyBus:
         log.info("bus opened")
         return bus
 
-    async def publish(
-        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
-    ) -> None:
+    async def _opened(self) -> PublishingBus:
         bus = self._bus
         if bus is None:
             if self._opening is None or self._opening.done():
@@ -75,7 +73,20 @@ class LazyBus:
                     self._opening.exception()  # a failed attempt: retrieved, then retried
                 self._opening = asyncio.create_task(self._open())
             bus = await asyncio.shield(self._opening)
+        return bus
+
+    async def publish(
+        self, topic: str, key: bytes, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+    ) -> None:
+        bus = await self._opened()
         await bus.publish(topic, key, value, headers)
+
+    async def probe(self) -> None:
+        """Raise unless the bus is open, or opens now, and (when it can tell) reachable."""
+        bus = await self._opened()
+        probe = getattr(bus, "probe", None)
+        if probe is not None:
+            await probe()
 
 
 class GatewayMetrics:

@@ -35,6 +35,7 @@ from services.gateway import run_gateway
 from services.live_hub import LiveHub
 from services.metrics import Registry
 from services.metrics_http import metrics_server
+from services.progress import Progress
 from services.publisher import LazyBus, PublishingBus
 from services.settings import Settings, StoreKind
 from services.store import Store
@@ -119,7 +120,9 @@ async def open_kafka(settings: Settings) -> AsyncIterator[Bus]:
         yield bus
 
 
-def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggregator:
+def aggregator(
+    plant: Plant, bus: Bus, store: Store, settings: Settings, progress: Progress | None = None
+) -> Aggregator:
     return Aggregator(
         plant,
         bus,
@@ -130,6 +133,7 @@ def aggregator(plant: Plant, bus: Bus, store: Store, settings: Settings) -> Aggr
         max_records=settings.poll_max_records,
         allowed_lateness_s=settings.allowed_lateness_s,
         metrics_topic=settings.metrics_topic,
+        progress=progress,
     )
 
 
@@ -157,6 +161,7 @@ def api_server(
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
+        log_config=None,  # uvicorn's loggers go to the root handler: PT_LOG_FORMAT applies
         lifespan="off",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
@@ -212,10 +217,36 @@ async def demo_admin_token(store: Store) -> str:
     return raw
 
 
+@contextlib.asynccontextmanager
+async def serving_probes(
+    registry: Registry, progress: Progress, host: str, port: int
+) -> AsyncIterator[None]:
+    """GET /metrics, /healthz and /readyz (progress) on host:port while the block runs, from
+    before it connects to Kafka and the store; port 0 serves nothing."""
+    if not port:
+        yield
+        return
+    progress.register(registry)
+    server = metrics_server(registry, host, port, progress.not_ready)
+    task = asyncio.create_task(server.serve())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def run_aggregator_process(plant: Plant, settings: Settings) -> None:
-    async with open_kafka(settings) as bus, open_store(settings) as store:
+    progress = Progress("aggregator")
+    host, port = settings.aggregator_metrics_host, settings.aggregator_metrics_port
+    async with (
+        serving_probes(Registry(), progress, host, port),
+        open_kafka(settings) as bus,
+        open_store(settings) as store,
+    ):
         await record_plant(store, plant)
-        await aggregator(plant, bus, store, settings).run()
+        await aggregator(plant, bus, store, settings, progress).run()
 
 
 async def run_api_process(plant: Plant, settings: Settings) -> None:
@@ -233,11 +264,18 @@ async def run_api_process(plant: Plant, settings: Settings) -> None:
 async def run_alerting_process(plant: Plant, settings: Settings, rules: Path | None) -> None:
     """The rules file (--rules, else PT_ALERT_RULES) goes into the store first; then the rules
     in the store are evaluated, and changes made through the API are picked up."""
-    async with open_kafka(settings) as bus, open_store(settings) as store:
+    registry, progress = Registry(), Progress("alerting")  # delivery counters, /readyz
+    host, port = settings.alerting_metrics_host, settings.alerting_metrics_port
+    async with (
+        serving_probes(registry, progress, host, port),
+        open_kafka(settings) as bus,
+        open_store(settings) as store,
+    ):
         if (path := rules or settings.alert_rules) is not None:
             await seed_rules(store, path)
-        async with open_alerting(plant, bus, store, settings) as alerting:
-            await alerting.run()
+        alerting = open_alerting(plant, bus, store, settings, registry=registry, progress=progress)
+        async with alerting as process:
+            await process.run()
 
 
 def _simulator_epoch(data_dir: Path, seed: int) -> int:

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     # The gateway serves GET /metrics (Prometheus text) here; port 0 turns it off.
     gateway_metrics_host: str = "127.0.0.1"
     gateway_metrics_port: int = Field(default=9108, ge=0, le=65535)
+    # The aggregator and alerting serve GET /metrics, /healthz and /readyz here; port 0: off.
+    aggregator_metrics_host: str = "127.0.0.1"
+    aggregator_metrics_port: int = Field(default=9109, ge=0, le=65535)
+    alerting_metrics_host: str = "127.0.0.1"
+    alerting_metrics_port: int = Field(default=9110, ge=0, le=65535)
 
     @field_validator("bucket_s")
     @classmethod

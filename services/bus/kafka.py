@@ -107,6 +107,14 @@ class KafkaBus:
         except KafkaError as e:
             raise BusError(f"publish to {topic} failed: {e}") from e
 
+    async def probe(self) -> None:
+        """Raise BusError unless a broker answers a metadata request."""
+        assert self.producer is not None, "use KafkaBus as an async context manager"
+        try:
+            await self.producer.client.fetch_all_metadata()
+        except KafkaError as e:
+            raise BusError(f"cannot reach Kafka at {self.bootstrap}: {e}") from e
+
     async def ensure_topics(self, names: Sequence[str], partitions: int, replication: int) -> None:
         """Create the topics that do not exist yet; brokers often forbid auto-creation."""
         admin = AIOKafkaAdminClient(

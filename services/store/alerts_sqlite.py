@@ -12,23 +12,9 @@ from services.store import alerts as al
 from services.store import alerts_sql as sql
 from services.store import chain as ch
 from services.store.chain_sqlite import append_audit, append_chained
+from services.store.sqlite_tx import in_tx, qmark
 
 T = TypeVar("T")
-
-
-def _q(sql: str) -> str:
-    return sql.replace("%s", "?")
-
-
-def _in_tx(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        out = work(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return out
 
 
 class SqliteAlerts:
@@ -39,7 +25,7 @@ class SqliteAlerts:
         async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T: ...
 
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        return await self._run(lambda db: db.execute(_q(sql), params).fetchall())
+        return await self._run(lambda db: db.execute(qmark(sql), params).fetchall())
 
     async def alert_rules_version(self) -> int:
         ((version,),) = await self._rows(sql.RULES_VERSION_SQL)
@@ -50,31 +36,31 @@ class SqliteAlerts:
 
     async def change_alert_rule(self, c: al.RuleChange) -> al.RuleRecord | None:
         def work(db: sqlite3.Connection) -> al.RuleRecord | None:
-            row = db.execute(_q(sql.RULE_SQL), (c.rule_id,)).fetchone()
+            row = db.execute(qmark(sql.RULE_SQL), (c.rule_id,)).fetchone()
             old = None if row is None else sql.rule_record(row)
             ((version,),) = db.execute(sql.RULES_VERSION_SQL).fetchall()
             new = sql.next_rule(c, old, int(version))
             if new is not None:
-                db.execute(_q(sql.UPSERT_RULE_SQL), sql.rule_row(new))
+                db.execute(qmark(sql.UPSERT_RULE_SQL), sql.rule_row(new))
                 append_audit(db, [sql.rule_entry(c, old)])
             return new
 
-        return await self._run(lambda db: _in_tx(db, work))
+        return await self._run(lambda db: in_tx(db, work))
 
     async def alert_points(self) -> dict[al.PointKey, str]:
         return {(r, c): s for r, c, s in await self._rows(sql.POINTS_SQL)}
 
     async def write_alerting(self, w: al.AlertWrite) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.executemany(_q(sql.UPSERT_POINT_SQL), sql.point_params(w.points, w.at_ns))
-            db.executemany(_q(sql.DELETE_POINT_SQL), w.dropped)
+            db.executemany(qmark(sql.UPSERT_POINT_SQL), sql.point_params(w.points, w.at_ns))
+            db.executemany(qmark(sql.DELETE_POINT_SQL), w.dropped)
             rows = [ch.alert_event_fields(e, w.at_ns) for e in w.events]
             append_chained(db, Chain.ALERT_EVENTS, rows)
-            db.executemany(_q(sql.UPSERT_ALERT_SQL), map(sql.alert_row_params, w.alerts))
-            db.executemany(_q(sql.INSERT_OUTBOX_SQL), map(sql.outbox_params, w.outbox))
-            db.executemany(_q(sql.FINISH_REQUEST_SQL), map(sql.outcome_params, w.outcomes))
+            db.executemany(qmark(sql.UPSERT_ALERT_SQL), map(sql.alert_row_params, w.alerts))
+            db.executemany(qmark(sql.INSERT_OUTBOX_SQL), map(sql.outbox_params, w.outbox))
+            db.executemany(qmark(sql.FINISH_REQUEST_SQL), map(sql.outcome_params, w.outcomes))
 
-        await self._run(lambda db: _in_tx(db, work))
+        await self._run(lambda db: in_tx(db, work))
 
     async def alerts(self, *, closed: bool | None = False, limit: int = 1000) -> list[al.AlertRow]:
         rows = await self._rows(sql.ALERTS_SQL, sql.alerts_params(closed, limit))
@@ -89,10 +75,10 @@ class SqliteAlerts:
 
     async def add_alert_request(self, r: al.AlertRequest) -> int:
         def work(db: sqlite3.Connection) -> int:
-            (rid,) = db.execute(_q(sql.INSERT_REQUEST_SQL), sql.request_params(r)).fetchone()
+            (rid,) = db.execute(qmark(sql.INSERT_REQUEST_SQL), sql.request_params(r)).fetchone()
             return int(rid)
 
-        return await self._run(lambda db: _in_tx(db, work))
+        return await self._run(lambda db: in_tx(db, work))
 
     async def alert_request(self, request_id: int) -> al.AlertRequest | None:
         rows = await self._rows(sql.REQUEST_SQL, (request_id,))

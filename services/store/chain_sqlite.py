@@ -13,12 +13,9 @@ from compute.alert_state import AlertEvent
 from compute.audit_chain import GENESIS_SHA256, Chain, ChainRow, Scalar, link
 from services.store import chain as ch
 from services.store.records import AuditEntry
+from services.store.sqlite_tx import in_tx, qmark
 
 T = TypeVar("T")
-
-
-def _q(sql: str) -> str:
-    return sql.replace("%s", "?")
 
 
 def append_chained(
@@ -31,23 +28,12 @@ def append_chained(
         raise ch.ChainAppendError(f"append to {chain} outside a transaction (BEGIN IMMEDIATE)")
     head = db.execute(ch.head_sql(chain)).fetchone()
     linked = link(chain, rows, GENESIS_SHA256 if head is None else head[0])
-    db.executemany(_q(ch.insert_sql(chain)), ch.insert_rows(chain, linked))
+    db.executemany(qmark(ch.insert_sql(chain)), ch.insert_rows(chain, linked))
 
 
 def append_audit(db: sqlite3.Connection, entries: Iterable[AuditEntry]) -> None:
     """Chained audit entries, in the caller's write transaction."""
     append_chained(db, Chain.AUDIT_LOG, [ch.audit_fields(e) for e in entries])
-
-
-def _in_tx(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        out = work(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return out
 
 
 class SqliteChain:
@@ -61,31 +47,29 @@ class SqliteChain:
         self, events: Sequence[AlertEvent], *, recorded_at_ns: int
     ) -> None:
         rows = [ch.alert_event_fields(e, recorded_at_ns) for e in events]
-        await self._run(
-            lambda db: _in_tx(db, lambda d: append_chained(d, Chain.ALERT_EVENTS, rows))
-        )
+        await self._run(lambda db: in_tx(db, lambda d: append_chained(d, Chain.ALERT_EVENTS, rows)))
 
     async def chain_page(self, chain: Chain, after_seq: int, limit: int) -> list[ChainRow]:
         def q(db: sqlite3.Connection) -> list[ChainRow]:
-            cur = db.execute(_q(ch.page_sql(chain)), (after_seq, limit))
+            cur = db.execute(qmark(ch.page_sql(chain)), (after_seq, limit))
             return [ch.chain_row(chain, row) for row in cur]
 
         return await self._run(q)
 
     async def chain_origin(self, chain: Chain) -> int:
         def q(db: sqlite3.Connection) -> int:
-            row = db.execute(_q(ch.ORIGIN_SQL), (chain.value,)).fetchone()
+            row = db.execute(qmark(ch.ORIGIN_SQL), (chain.value,)).fetchone()
             return 0 if row is None else int(row[0])
 
         return await self._run(q)
 
     async def record_delivery(self, a: DeliveryAttempt) -> None:
         row = ch.delivery_row(a)
-        await self._run(lambda db: db.execute(_q(ch.INSERT_DELIVERY_SQL), row).close())
+        await self._run(lambda db: db.execute(qmark(ch.INSERT_DELIVERY_SQL), row).close())
 
     async def deliveries(self, event_id: str | None = None) -> list[DeliveryAttempt]:
         def q(db: sqlite3.Connection) -> list[DeliveryAttempt]:
-            cur = db.execute(_q(ch.DELIVERIES_SQL), (event_id, event_id))
+            cur = db.execute(qmark(ch.DELIVERIES_SQL), (event_id, event_id))
             return [ch.delivery(row) for row in cur]
 
         return await self._run(q)

@@ -12,23 +12,9 @@ from services.store import reporting as rep
 from services.store.chain_sqlite import append_audit
 from services.store.records import DuplicateRecordError
 from services.store.rows import IN_CHANNELS_SQLITE
+from services.store.sqlite_tx import in_tx, qmark
 
 T = TypeVar("T")
-
-
-def _q(sql: str) -> str:
-    return sql.replace("%s", "?")
-
-
-def _in_tx(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        out = work(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return out
 
 
 class SqliteReporting:
@@ -41,39 +27,41 @@ class SqliteReporting:
     async def row_sums(
         self, channel_ids: Sequence[str], source: str, start_ns: int, end_ns: int
     ) -> list[rep.RowSum]:
-        sql = _q(rep.row_sums_query(source, IN_CHANNELS_SQLITE))
+        sql = qmark(rep.row_sums_query(source, IN_CHANNELS_SQLITE))
         params = rep.row_sums_params(json.dumps(list(channel_ids)), source, start_ns, end_ns)
         rows = await self._run(lambda db: db.execute(sql, params).fetchall())
         return [rep.row_sum(row) for row in rows]
 
     async def add_report_snapshot(self, s: rep.ReportSnapshot) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute(_q(rep.INSERT_SNAPSHOT_SQL), rep.snapshot_row(s))
+            db.execute(qmark(rep.INSERT_SNAPSHOT_SQL), rep.snapshot_row(s))
             append_audit(db, [rep.closed_entry(s)])
 
         try:
-            await self._run(lambda db: _in_tx(db, work))
+            await self._run(lambda db: in_tx(db, work))
         except sqlite3.IntegrityError as e:
             raise DuplicateRecordError(f"report {s.report_id!r} is closed already: {e}") from e
 
     async def report_snapshot(self, report_id: str) -> rep.ReportSnapshot | None:
-        rows = await self._run(lambda db: db.execute(_q(rep.SNAPSHOT_SQL), (report_id,)).fetchall())
+        rows = await self._run(
+            lambda db: db.execute(qmark(rep.SNAPSHOT_SQL), (report_id,)).fetchall()
+        )
         return rep.snapshot(rows[0]) if rows else None
 
     async def add_report_restatement(self, r: rep.ReportRestatement) -> None:
         def work(db: sqlite3.Connection) -> None:
-            (latest,) = db.execute(_q(rep.LATEST_SHA_SQL), (r.report_id, r.report_id)).fetchone()
+            (latest,) = db.execute(qmark(rep.LATEST_SHA_SQL), (r.report_id, r.report_id)).fetchone()
             rep.check_latest(r, latest)
-            db.execute(_q(rep.INSERT_RESTATEMENT_SQL), rep.restatement_row(r))
+            db.execute(qmark(rep.INSERT_RESTATEMENT_SQL), rep.restatement_row(r))
             append_audit(db, [rep.restated_entry(r)])
 
         try:
-            await self._run(lambda db: _in_tx(db, work))
+            await self._run(lambda db: in_tx(db, work))
         except sqlite3.IntegrityError as e:
             raise DuplicateRecordError(f"restatement of {r.report_id!r} exists: {e}") from e
 
     async def report_restatements(self, report_id: str) -> list[rep.ReportRestatement]:
         def q(db: sqlite3.Connection) -> list[Any]:
-            return db.execute(_q(rep.RESTATEMENTS_SQL), (report_id,)).fetchall()
+            return db.execute(qmark(rep.RESTATEMENTS_SQL), (report_id,)).fetchall()
 
         return [rep.restatement(row) for row in await self._run(q)]

@@ -36,6 +36,7 @@ from services.store.chain_sqlite import SqliteChain, append_audit
 from services.store.migrate import MigrationStatus, sqlite_status, upgrade_sqlite
 from services.store.records import AuditEntry, ConfigVersion
 from services.store.reporting_sqlite import SqliteReporting
+from services.store.sqlite_tx import in_tx, qmark
 
 T = TypeVar("T")
 
@@ -169,7 +170,7 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
                         r.revision_rows(w.revisions),
                     )
                 db.executemany(
-                    _q(ext.INSERT_REPLACEMENT_SQL), map(ext.replacement_row, w.replacements)
+                    qmark(ext.INSERT_REPLACEMENT_SQL), map(ext.replacement_row, w.replacements)
                 )
                 append_audit(db, w.audit)
                 db.executemany(_UPSERT_LATEST, r.latest_rows(w.readings))
@@ -256,7 +257,7 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
             try:
                 latest = db.execute(rec.LATEST_CONFIG_SQL).fetchall()
                 rows = rec.changed_configs(configs, latest, at_ns)
-                db.executemany(_q(rec.INSERT_CONFIG_SQL), rows)
+                db.executemany(qmark(rec.INSERT_CONFIG_SQL), rows)
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -279,7 +280,7 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
         return [rec.factor(row) for row in await self._fetch(rec.FACTORS_SQL, ())]
 
     async def append_audit(self, e: AuditEntry) -> None:
-        await self._run(lambda db: _in_tx(db, lambda d: append_audit(d, [e])))
+        await self._run(lambda db: in_tx(db, lambda d: append_audit(d, [e])))
 
     async def audit_log(self, subject: str | None = None) -> list[AuditEntry]:
         return [
@@ -288,11 +289,11 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
 
     async def add_token(self, t: ApiToken, *, actor: str, reason: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute(_q(tok.INSERT_TOKEN_SQL), tok.token_row(t))
+            db.execute(qmark(tok.INSERT_TOKEN_SQL), tok.token_row(t))
             append_audit(db, [tok.created_entry(t, actor, reason)])
 
         try:
-            await self._run(lambda db: _in_tx(db, work))
+            await self._run(lambda db: in_tx(db, work))
         except sqlite3.IntegrityError as e:
             raise rec.DuplicateRecordError(f"token {t.id} exists: {e}") from e
 
@@ -305,9 +306,9 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
 
     async def revoke_token(self, token_id: str, *, at_ns: int, actor: str, reason: str) -> ApiToken:
         def work(db: sqlite3.Connection) -> ApiToken:
-            row = db.execute(_q(tok.REVOKE_SQL), (at_ns, token_id)).fetchone()
+            row = db.execute(qmark(tok.REVOKE_SQL), (at_ns, token_id)).fetchone()
             if row is None:
-                old = db.execute(_q(tok.TOKEN_SQL), (token_id,)).fetchone()
+                old = db.execute(qmark(tok.TOKEN_SQL), (token_id,)).fetchone()
                 raise TokenError(
                     tok.not_revoked(token_id, None if old is None else tok.api_token(old))
                 )
@@ -315,7 +316,7 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
             append_audit(db, [entry])
             return tok.api_token(row)
 
-        return await self._run(lambda db: _in_tx(db, work))
+        return await self._run(lambda db: in_tx(db, work))
 
     async def meter_replacements(self, channel_id: str | None = None) -> list[ReplacementEvent]:
         rows = await self._fetch(ext.REPLACEMENTS_SQL, (channel_id, channel_id))
@@ -326,17 +327,17 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
             recorded = [ext.factor_version(x) for x in db.execute(ext.FACTOR_VERSIONS_SQL)]
             check_factor(v, recorded)
             gone = [x for x in recorded if x.factor.ref in v.supersedes]
-            db.execute(_q(ext.INSERT_FACTOR_VERSION_SQL), ext.factor_version_row(v))
+            db.execute(qmark(ext.INSERT_FACTOR_VERSION_SQL), ext.factor_version_row(v))
             append_audit(db, [ext.factor_entry(v, gone, actor, reason)])
 
-        await self._run(lambda db: _in_tx(db, work))
+        await self._run(lambda db: in_tx(db, work))
 
     async def factor_versions(self) -> list[FactorVersion]:
         return [ext.factor_version(row) for row in await self._fetch(ext.FACTOR_VERSIONS_SQL, ())]
 
     async def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """One statement in its own transaction (autocommit), its rows."""
-        return await self._run(lambda db: db.execute(_q(sql), tuple(params)).fetchall())
+        return await self._run(lambda db: db.execute(qmark(sql), tuple(params)).fetchall())
 
     async def add_period_value(self, v: PeriodValue, *, actor: str = "", reason: str = "") -> None:
         def tx(db: sqlite3.Connection) -> None:
@@ -393,22 +394,6 @@ class SqliteStore(SqliteReporting, SqliteAlerts, SqliteChain):
             return {row[0]: r.total(row) for row in cur}
 
         return await self._run(q)
-
-
-def _in_tx(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """Run `work` in one write transaction, rolled back if it raises."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        out = work(db)
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-    return out
-
-
-def _q(sql: str) -> str:
-    return sql.replace("%s", "?")
 
 
 def _in_channels(sql: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -26,16 +25,6 @@ from services.store.migrate import upgrade_postgres, upgrade_sqlite
 from services.store.records import AuditEntry
 from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "s.sqlite3") as lite:
-            yield lite
-    else:
-        async with TimescaleStore(request.getfixturevalue("pg_dsn")) as pg:
-            yield pg
 
 
 def _entry(i: int, **kw: object) -> AuditEntry:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psycopg
@@ -30,16 +29,6 @@ SPECS = {
     "m.energy": ChannelSpec(is_counter=True, gap_ns=40 * NS_PER_S),
     "m.temp": ChannelSpec(is_counter=False),
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "s.sqlite3") as lite:
-            yield lite
-    else:
-        async with TimescaleStore(request.getfixturevalue("pg_dsn")) as pg:
-            yield pg
 
 
 def _batch(rows: list[tuple[str, int, float, Quality]]) -> ReadingBatch:

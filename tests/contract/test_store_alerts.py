@@ -5,8 +5,6 @@ the outbox as a delivery log, and the operator request queue."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -24,18 +22,6 @@ from services.store.alerts import (
     RuleChange,
     UnknownAlertRule,
 )
-from services.store.sqlite import SqliteStore
-from services.store.timescale import TimescaleStore
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "s.sqlite3") as lite:
-            yield lite
-    else:
-        async with TimescaleStore(request.getfixturevalue("pg_dsn")) as pg:
-            yield pg
 
 
 def _change(body: dict[str, object] | None, **kw: object) -> RuleChange:

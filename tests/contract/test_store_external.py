@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -25,17 +23,6 @@ from services.store.sqlite import SqliteStore
 from services.store.timescale import TimescaleStore
 
 DAY = 86_400 * NS_PER_S
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """As in test_store.py: each test on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "s.sqlite3") as lite:
-            yield lite
-    else:
-        async with TimescaleStore(request.getfixturevalue("pg_dsn")) as pg:
-            yield pg
 
 
 EVENT = ReplacementEvent(

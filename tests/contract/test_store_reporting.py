@@ -4,8 +4,6 @@ snapshots and their restatements, each written with its audit entry and never re
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,16 +20,6 @@ from services.store.timescale import TimescaleStore
 MIN = 60 * NS_PER_S
 HOUR = 60 * MIN
 SPECS = {k: ChannelSpec(is_counter=True, gap_ns=40 * MIN) for k in ("a.e", "b.e")}
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with SqliteStore(tmp_path / "s.sqlite3") as lite:
-            yield lite
-    else:
-        async with TimescaleStore(request.getfixturevalue("pg_dsn")) as pg:
-            yield pg
 
 
 async def test_row_sums_add_the_channels_per_bucket_and_per_hour(store: Store) -> None:

@@ -1,13 +1,24 @@
-"""Shared pieces of the end-to-end tests: a test plant on free ports and the ground-truth check."""
+"""Shared pieces of the end-to-end tests: a test plant on free ports, the plantpulse processes
+of a test, what reached the topic and the store, and the ground-truth check."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import yaml
+from aiokafka import AIOKafkaConsumer
 
+from compute import codec
 from compute.model import NS_PER_S
 from compute.plant import ChannelKind, Plant
 from ingest.simulator.model import PlantSimulator
@@ -80,3 +91,95 @@ def assert_totals_match_ground_truth(
         res = sum(2 * resolution(plant, k) for k in u["channels"])
         assert abs(u["total"] - truth) <= res, (u, truth)
         assert all(plant.channels[k].meter.parent is None for k in u["channels"])
+
+
+class Procs:
+    """plantpulse processes started by the test, all stopped at the end whatever happens."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: list[subprocess.Popen[bytes]] = []
+        self.probe_port: dict[int, int] = {}  # by pid
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        """Start a process; an aggregator or alerting process serves its probes on a port of
+        its own (probe_port), so several can run on this host."""
+        log = (self.logs / f"{args[0]}-{len(self.running)}.log").open("wb")
+        port = free_port()
+        own = {"PT_AGGREGATOR_METRICS_PORT": str(port), "PT_ALERTING_METRICS_PORT": str(port)}
+        p = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            env={**self.env, **own},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.running.append(p)
+        self.probe_port[p.pid] = port
+        return p
+
+    def run(self, *args: str) -> str:
+        """Run a plantpulse command to its end; its stdout."""
+        done = subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    def stop_all(self) -> None:
+        for p in self.running:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.running:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+
+
+async def topic_readings(bootstrap: str, topic: str) -> set[tuple[str, int]]:
+    """Every (channel, ts_ns) published to the topic, read back with a throwaway group."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"check-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    out: set[tuple[str, int]] = set()
+    try:
+        while batch := await consumer.getmany(timeout_ms=3000):
+            for records in batch.values():
+                for r in records:
+                    if r.value.startswith(b"PP"):
+                        b = codec.decode(r.value)
+                        out |= {
+                            (b.channel_ids[i], int(t))
+                            for i, t in zip(b.channel_index, b.ts_ns, strict=True)
+                        }
+    finally:
+        await consumer.stop()
+    return out
+
+
+def stored(dsn: str) -> set[tuple[str, int]]:
+    """Every (channel, ts_ns) in the readings table."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall()
+    return {(str(c), int(t)) for c, t in rows}
+
+
+async def until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
+    """Poll the predicate every second until it holds, or fail after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}")

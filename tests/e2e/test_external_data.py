@@ -140,6 +140,12 @@ async def test_a_new_factor_version_changes_emissions_of_its_validity_only(tmp_p
         day0, day1 = await _emissions(pl, D0, D1), await _emissions(pl, D1, D2)
         assert day0["quantity"] == pytest.approx(0.096) and day1["quantity"] == pytest.approx(0.092)
         assert day1["emissions_tco2"] == pytest.approx(0.092 * 0.5703)
+        params = {"start": D0, "end": D1, "region": "XX"}  # no factor for the region
+        r = await pl.api.get("/v1/sites/s/emissions", params=params)
+        (unfactored,) = [s for s in r.json()["scopes"] if s["scope"] == 2]
+        assert unfactored["quantity"] == pytest.approx(0.096)
+        assert unfactored["emissions_tco2"] is None and unfactored["factors"] == []
+        assert "XX" in unfactored["reason"]
         factor = {
             "id": "cn-grid",
             "version": "2026-rev",

@@ -6,13 +6,9 @@ and a malformed message injected into the readings topic.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -20,111 +16,22 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from compute import codec
 from ingest.simulator.model import PlantSimulator
 from ingest.simulator.servers import serve
 from tests.e2e.support import (
     BUCKET_S,
     SPAN_SQL,
+    Procs,
     assert_totals_match_ground_truth,
     iso,
     plant_on_free_ports,
+    stored,
+    topic_readings,
+    until,
     window,
 )
-from tests.harness import free_port
 
 pytestmark = [pytest.mark.kafka, pytest.mark.postgres]
-
-
-class Procs:
-    """plantpulse processes started by the test, all stopped at the end whatever happens."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.running: list[subprocess.Popen[bytes]] = []
-
-    def start(self, *args: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{args[0]}-{len(self.running)}.log").open("wb")
-        p = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        self.running.append(p)
-        return p
-
-    def run(self, *args: str) -> str:
-        """Run a plantpulse command to its end; its stdout."""
-        done = subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        return done.stdout.strip()
-
-    def stop_all(self) -> None:
-        for p in self.running:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.running:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
-
-
-@pytest.fixture
-def procs(tmp_path: Path, kafka_bootstrap: str, pg_dsn: str) -> Iterator[Procs]:
-    env = {
-        **os.environ,
-        "PT_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "PT_PG_DSN": pg_dsn,
-        "PT_BUCKET_S": str(BUCKET_S),
-        "PT_READINGS_TOPIC": f"e2e-{uuid.uuid4().hex[:8]}",
-        "PT_CONSUMER_GROUP": f"e2e-{uuid.uuid4().hex[:8]}",
-        "PT_API_PORT": str(free_port()),
-        "PT_GATEWAY_METRICS_PORT": str(free_port()),
-        "PT_DATA_DIR": str(tmp_path / "data"),  # the gateway's buffer, the client certificates
-    }
-    p = Procs(env, tmp_path)
-    try:
-        yield p
-    finally:
-        p.stop_all()
-        for f in sorted(tmp_path.glob("*.log")):
-            sys.stderr.write(f"--- {f.name}\n{f.read_text(errors='replace')[-3000:]}\n")
-
-
-async def _topic_readings(bootstrap: str, topic: str) -> set[tuple[str, int]]:
-    """Every (channel, ts_ns) published to the topic, read back with a throwaway group."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"check-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    out: set[tuple[str, int]] = set()
-    try:
-        while batch := await consumer.getmany(timeout_ms=3000):
-            for records in batch.values():
-                for r in records:
-                    if r.value.startswith(b"PP"):
-                        b = codec.decode(r.value)
-                        out |= {
-                            (b.channel_ids[i], int(t))
-                            for i, t in zip(b.channel_index, b.ts_ns, strict=True)
-                        }
-    finally:
-        await consumer.stop()
-    return out
 
 
 async def _dlq(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
@@ -146,21 +53,6 @@ def _metric_values(text: str) -> dict[str, float]:
     """Prometheus text format: `name{labels} value` per sample line."""
     pairs = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
     return {name: float(value) for name, value in pairs}
-
-
-def _stored(dsn: str) -> set[tuple[str, int]]:
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute("SELECT channel_id, ts_ns FROM readings").fetchall()
-    return {(str(c), int(t)) for c, t in rows}
-
-
-async def _until(predicate: Callable[[], Awaitable[bool]], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await predicate():
-            return
-        await asyncio.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_two_aggregators_one_killed_over_kafka_and_postgres_match_ground_truth(
@@ -185,7 +77,7 @@ async def test_two_aggregators_one_killed_over_kafka_and_postgres_match_ground_t
             except httpx.TransportError:
                 return False
 
-        await _until(healthy, 60, "the API")
+        await until(healthy, 60, "the API")
         await asyncio.sleep(12)
         victim.send_signal(signal.SIGKILL)  # crash: no clean shutdown, offsets as they were
         victim.wait(timeout=10)
@@ -204,12 +96,12 @@ async def test_two_aggregators_one_killed_over_kafka_and_postgres_match_ground_t
         gateway.send_signal(signal.SIGTERM)
         assert gateway.wait(timeout=15) == 0
 
-        published = await _topic_readings(kafka_bootstrap, topic)
+        published = await topic_readings(kafka_bootstrap, topic)
 
         async def caught_up() -> bool:
-            return _stored(pg_dsn) == published
+            return stored(pg_dsn) == published
 
-        await _until(caught_up, 90, "the aggregator to store every published reading")
+        await until(caught_up, 90, "the aggregator to store every published reading")
         with psycopg.connect(pg_dsn) as conn:
             a, b = window(plant, conn.execute(SPAN_SQL).fetchall())
         totals = (

@@ -145,7 +145,23 @@ def test_health_check_probes_the_process_port(monkeypatch: pytest.MonkeyPatch) -
     healthcheck = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(healthcheck)
     monkeypatch.setenv("PT_API_PORT", "8123")
-    monkeypatch.delenv("PT_GATEWAY_METRICS_PORT", raising=False)
+    monkeypatch.setenv("PT_ALERTING_METRICS_PORT", "0")  # turned off: nothing to probe
+    for name in ("PT_GATEWAY_METRICS_PORT", "PT_AGGREGATOR_METRICS_PORT"):
+        monkeypatch.delenv(name, raising=False)
     assert healthcheck._port("api") == 8123
     assert healthcheck._port("gateway") == 9108
-    assert healthcheck._port("aggregator") == healthcheck._port("alerting") == 0
+    assert healthcheck._port("aggregator") == 9109
+    assert healthcheck._port("alerting") == healthcheck._port("") == 0
+
+
+def test_consumers_are_healthy_when_ready() -> None:
+    services = _compose()["services"]
+    for name, process in (
+        ("aggregator-1", "aggregator"),
+        ("aggregator-2", "aggregator"),
+        ("alerting", "alerting"),
+    ):
+        svc = services[name]
+        assert svc["healthcheck"]["test"][-2:] == ["/opt/plantpulse/healthcheck.py", "/readyz"]
+        assert svc["environment"][f"PT_{process.upper()}_METRICS_HOST"] == "0.0.0.0"
+        assert svc["environment"]["PT_STORE__URL"].startswith("postgresql://")

@@ -126,6 +126,18 @@ def test_deployments_follow_the_rules(overlay: str) -> None:
     (port,) = gateway["ports"]
     assert port["containerPort"] == int(settings["PT_GATEWAY_METRICS_PORT"])
     assert settings["PT_GATEWAY_METRICS_HOST"] == settings["PT_API_HOST"] == "0.0.0.0"
+    # the consumers serve /healthz (alive) and /readyz (consuming, store answering) too
+    for process in ("aggregator", "alerting"):
+        c = deployments[f"plantpulse-{process}"]["spec"]["template"]["spec"]["containers"][0]
+        (port,) = c["ports"]
+        assert port["containerPort"] == int(settings[f"PT_{process.upper()}_METRICS_PORT"])
+        assert settings[f"PT_{process.upper()}_METRICS_HOST"] == "0.0.0.0"
+        for probe, path in (
+            ("startup", "/healthz"),
+            ("liveness", "/healthz"),
+            ("readiness", "/readyz"),
+        ):
+            assert c[f"{probe}Probe"]["httpGet"] == {"path": path, "port": port["name"]}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

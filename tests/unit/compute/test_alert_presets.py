@@ -13,10 +13,10 @@ from compute.alert_presets import (
     CleanroomPreset,
     PressureReference,
     cleanroom_rules,
-    particle_limit_per_m3,
     preset_issues,
 )
 from compute.alert_rules import AlertLevel, Limit, LimitDirection, Severity, rule_issues
+from compute.cleanroom import Status, default_limits, iso_class_limit, status_of
 from compute.plant import parse_plant
 from tests.unit.compute.alert_helpers import T0, series
 
@@ -34,7 +34,7 @@ DOMAIN_TABLE = {
 
 @pytest.mark.parametrize("iso_class", sorted(DOMAIN_TABLE))
 def test_particle_limits_match_domain_md(iso_class: int) -> None:
-    got = tuple(particle_limit_per_m3(iso_class, d) for d in (0.5, 1.0, 5.0))
+    got = tuple(iso_class_limit(iso_class, d) for d in (0.5, 1.0, 5.0))
     assert got == DOMAIN_TABLE[iso_class]
 
 
@@ -58,6 +58,37 @@ def approx_limit(x: Limit) -> Limit:
         action=None if x.action is None else r(x.action),
         clear=r(x.clear),
     )
+
+
+# The dashboard's channels (compute.cleanroom.default_limits) by the preset rule that watches them.
+DASHBOARD_CHANNELS = {
+    "particles-0p5um-high": ("particles-0p5um", "particles/m3"),
+    "particles-5um-high": ("particles-5um", "particles/m3"),
+    "temperature-high": ("temperature", "degC"),
+    "temperature-low": ("temperature", "degC"),
+    "humidity-high": ("humidity", "%RH"),
+    "humidity-low": ("humidity", "%RH"),
+    "pressure-diff-low": ("pressure-diff", "Pa"),
+}
+
+
+@pytest.mark.parametrize("iso_class", [5, 6, 7, 8])
+def test_the_dashboard_status_limits_are_the_preset_limits(iso_class: int) -> None:
+    rules = limits(CleanroomPreset(iso_class=iso_class, id_prefix=""))
+    assert set(rules) <= set(DASHBOARD_CHANNELS)
+    for rid, (channel, unit) in DASHBOARD_CHANNELS.items():
+        d = default_limits(channel, unit, iso_class)
+        if rid not in rules:  # no ISO 5 limit at >=5 um: neither has one
+            assert d is None and rid == "particles-5um-high" and iso_class == 5
+            continue
+        r = rules[rid]
+        assert d is not None
+        if r.direction is HI:
+            assert (d.action_high, d.alert_high) == (r.action, r.alert), rid
+        else:
+            assert (d.action_low, d.alert_low) == (r.action, r.alert), rid
+        # a value exactly on a level counts as beyond it on both
+        assert status_of(r.action, d) is Status.RED and status_of(r.alert, d) is Status.AMBER
 
 
 def test_iso_7_presets_match_domain_md() -> None:

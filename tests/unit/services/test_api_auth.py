@@ -229,7 +229,7 @@ async def test_every_v1_route_refuses_missing_wrong_revoked_and_expired_tokens(
 
 async def test_health_metrics_and_docs_need_no_token(served: Served) -> None:
     async with httpx.AsyncClient(base_url=f"http://{served.base}") as client:
-        for path in ("/healthz", "/metrics", "/openapi.json", "/docs"):
+        for path in ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"):
             assert (await client.get(path)).status_code == 200, path
         schemes = (await client.get("/openapi.json")).json()["components"]["securitySchemes"]
     assert schemes == {

@@ -289,7 +289,10 @@ async def test_overview_and_dashboard_pages(served: Served) -> None:
         assert page.status_code == 200 and 'data-site="suzhou"' in page.text
         assert "http" not in page.text.replace(served.base, "")  # nothing external
         assert (await client.get("/dashboard/nowhere")).status_code == 404
-        assert (await client.get("/dashboard")).status_code == 200
+        picker = await client.get("/dashboard")
+        assert picker.status_code == 200
+        for text in (page.text, picker.text):  # the shared token prompt is in place
+            assert text.count('<dialog id="token-dialog">') == 1 and "{{" not in text
         js = await client.get("/dashboard/static/dashboard.js")
         assert js.headers["content-type"].startswith("text/javascript")
         assert (await client.get("/dashboard/static/..%2Fapi.py")).status_code == 404
