@@ -25,6 +25,7 @@ from services.api_dashboard import dashboard_routes
 from services.api_data import data_routes
 from services.api_factors import factor_routes
 from services.api_indicators import indicator_routes
+from services.api_metrics import install_request_metrics
 from services.api_reports import report_routes
 from services.api_stream import stream_routes
 from services.api_time import iso, time_range
@@ -141,6 +142,7 @@ def create_app(
         return JSONResponse(body, status_code=503 if body["failed"] else 200)
 
     if registry is not None:
+        install_request_metrics(app, registry)
 
         @app.get("/metrics", include_in_schema=False)
         async def metrics() -> Response:

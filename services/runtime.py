@@ -255,7 +255,7 @@ async def run_api_process(plant: Plant, settings: Settings) -> None:
         hub = LiveHub()
         kafka = (lambda: open_kafka(settings)) if settings.kafka_bootstrap else None
         bus = producer if settings.kafka_bootstrap else None  # imports need Kafka (else 503)
-        server = api_server(plant, store, settings, hub=hub, bus=bus)
+        server = api_server(plant, store, settings, Registry(), hub=hub, bus=bus)
         await fill_hub(hub, store)  # then the alerts topic brings the alerting process's news
         feed = dataclasses.replace(feed_settings(settings), alerts_topic=settings.alerts.topic)
         await serve_live(server, plant, store, hub, feed, kafka)

@@ -17,6 +17,7 @@ from services.aggregator import Aggregator, channel_specs
 from services.api import create_app
 from services.bus import Message
 from services.bus.memory import MemoryBus
+from services.metrics import MetricsError, Registry
 from services.store import StoreWrite
 from services.store.sqlite import SqliteStore
 from tests.plants import meter, one_site
@@ -254,3 +255,27 @@ async def test_totals_from_rollups_equal_the_buckets_across_a_dst_day(tmp_path: 
                 assert total["channels"][0]["samples"] == sum(p["samples"] for p in series)
         day = Part(source="day", start_ns=0, end_ns=2**62)
         assert await store.plan_totals(["m.e"], [day])  # the day roll-up served
+
+
+async def test_metrics_count_requests_by_route_template_and_status(
+    plant: Plant, tmp_path: Path
+) -> None:
+    registry = Registry()
+    async with SqliteStore(tmp_path / "s.sqlite3") as store:
+        headers = bearer(await token_for(store))
+        app = create_app(plant, store, registry=registry)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/v1/live", headers=headers)).status_code == 200
+            assert (await client.get("/v1/live")).status_code == 401
+            for channel in ("main-incomer.energy-import", "nope"):
+                await client.get(f"/v1/channels/{channel}/series", headers=headers)
+            text = (await client.get("/metrics")).text
+    requests = registry.counter  # the metric is declared once: declaring it again must fail
+    with pytest.raises(MetricsError):
+        requests("plantpulse_api_requests_total", "")
+    assert 'route="/v1/live",status="200"} 1' in text
+    assert 'route="/v1/live",status="401"} 1' in text
+    # no start and end: 422 for both channels, counted under one route template
+    assert 'route="/v1/channels/{channel_id}/series",status="422"} 2' in text
+    assert "plantpulse_api_request_seconds_count 4" in text  # /metrics itself not yet counted
